@@ -1,0 +1,82 @@
+"""`aegis`: run the bot, check a config, verify the audit trail."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+import bot
+from config import ConfigError, Settings, load_settings
+
+EXIT_BAD_CONFIG = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="aegis", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"aegis {bot.__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, text in (
+        ("run", "run the bot"),
+        ("check-config", "validate a config file and list every problem"),
+    ):
+        cmd = sub.add_parser(name, help=text)
+        cmd.add_argument("-c", "--config", type=Path, required=True)
+    audit = sub.add_parser("audit", help="audit trail tools")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    verify = audit_sub.add_parser(
+        "verify", help="check the hash chain; names the first broken entry"
+    )
+    verify.add_argument("-c", "--config", type=Path, required=True)
+    return parser
+
+
+def _load(path: Path) -> Settings | None:
+    try:
+        return load_settings(path)
+    except ConfigError as exc:
+        print(exc.report(), file=sys.stderr)
+        return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    settings = _load(args.config)
+    if settings is None:
+        return EXIT_BAD_CONFIG
+    if args.command == "check-config":
+        print(f"{args.config}: configuration is valid")
+        return 0
+    if args.command == "audit":
+        return asyncio.run(_verify_audit(settings))
+    return asyncio.run(_run(settings))
+
+
+async def _run(settings: Settings) -> int:
+    from bot.app import Aegis
+    from bot.logs import configure
+
+    configure(settings.logging.level, settings.logging.json_format)
+    app = Aegis(settings)
+    app.install_signal_handlers()
+    await app.run()
+    return 0
+
+
+async def _verify_audit(settings: Settings) -> int:
+    from storage import audit
+    from storage.db import Database
+
+    db = Database(settings.database.url)
+    try:
+        await db.migrate()
+        async with db.transaction() as session:
+            result = await audit.verify(session)
+    finally:
+        await db.close()
+    if result.ok:
+        print(f"audit trail intact: {result.checked} entries verified")
+        return 0
+    print(f"audit trail BROKEN at entry {result.first_broken}: {result.reason}", file=sys.stderr)
+    return 1

@@ -1,0 +1,159 @@
+"""One Matrix event in, its effects and replies out, in a single database transaction.
+
+The handled-event mark, the command's writes and the outbox rows commit together, so a
+crash at any point either leaves no trace (the event is redone) or the whole effect (the
+event is skipped as already handled)."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from nio import Event, MegolmEvent, RoomMessageText
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.render import notice
+from commands import Context, Dispatcher
+from commands.replies import Reply, RoomKey, Severity
+from storage import outbox, runtime
+from storage.db import Database
+from storage.store import Store
+from workflow import AccessPolicy, RuntimeInfo, Workflow
+from workflow.clock import Clock
+
+log = logging.getLogger(__name__)
+
+# Errors that mean the database is unreachable, not that the command is wrong: the event
+# must be retried later, not answered with "internal error".
+INFRASTRUCTURE_ERRORS = (OperationalError, InterfaceError, DisconnectionError, OSError)
+
+_REPLY_FALLBACK = re.compile(r"\A(?:> .*\n)+\n", re.MULTILINE)
+
+UNDECRYPTABLE = Reply(
+    "Could not decrypt your message, please resend it.",
+    Severity.WARNING,
+    lines=("I have asked your devices for the missing key.",),
+)
+
+
+def txn_id(source_event_id: str, index: int) -> str:
+    """Stable per cause: a resend after a crash reuses it and the homeserver de-duplicates."""
+    return hashlib.sha256(f"{source_event_id}/{index}".encode()).hexdigest()[:40]
+
+
+@dataclass(frozen=True)
+class Rooms:
+    """The configured rooms, resolved to room IDs."""
+
+    by_key: dict[RoomKey, str]
+
+    def known(self, room_id: str) -> bool:
+        return room_id in self.by_key.values()
+
+
+@dataclass
+class Pipeline:
+    db: Database
+    dispatcher: Dispatcher
+    access: AccessPolicy
+    info: RuntimeInfo
+    clock: Clock
+    rooms: Rooms
+    own_user_id: str
+    prefix: str
+    tz: ZoneInfo
+    wake_sender: Callable[[], None]
+    request_keys: Callable[[MegolmEvent], Awaitable[None]]
+
+    async def handle(self, room_id: str, event: Event) -> None:
+        command = self._command_text(event)
+        undecryptable = isinstance(event, MegolmEvent) and event.sender != self.own_user_id
+        if not self.rooms.known(room_id) and (command is not None or undecryptable):
+            log.warning("ignoring event from an unknown room", extra=_ctx(room_id, event))
+            command, undecryptable = None, False
+        if command is None:
+            async with self.db.transaction() as session:
+                first = await runtime.claim_event(
+                    session, event.event_id, room_id, self.clock.now()
+                )
+                if first and undecryptable:
+                    await self._enqueue(session, room_id, event.event_id, UNDECRYPTABLE)
+            if first and undecryptable and isinstance(event, MegolmEvent):
+                await self.request_keys(event)
+                self.wake_sender()
+            return
+        await self._run_command(room_id, event, command)
+
+    def _command_text(self, event: Event) -> str | None:
+        if not isinstance(event, RoomMessageText) or event.sender == self.own_user_id:
+            return None
+        content: dict[str, Any] = event.source.get("content", {})
+        if content.get("msgtype") != "m.text":
+            return None
+        if content.get("m.relates_to", {}).get("rel_type") == "m.replace":
+            return None  # an edit of an earlier command is never run a second time
+        body = _REPLY_FALLBACK.sub("", event.body).strip()
+        return body if self.dispatcher.is_command(body) else None
+
+    async def _run_command(self, room_id: str, event: RoomMessageText, body: str) -> None:
+        try:
+            async with self.db.transaction() as session:
+                now = self.clock.now()
+                if not await runtime.claim_event(session, event.event_id, room_id, now):
+                    return
+                workflow = Workflow(Store(session), now, self.access, self.info)
+                ctx = Context(
+                    actor=event.sender,
+                    roles=workflow.roles_of(event.sender),
+                    room_id=room_id,
+                    event_id=event.event_id,
+                    now=now,
+                    tz=self.tz,
+                    prefix=self.prefix,
+                    workflow=workflow,
+                )
+                reply = await self.dispatcher.dispatch(body, ctx)
+                await self._enqueue(session, room_id, event.event_id, reply)
+        except INFRASTRUCTURE_ERRORS:
+            raise
+        except Exception:
+            ref = secrets.token_hex(4)
+            log.exception(
+                "command failed, reference %s", ref, extra={**_ctx(room_id, event), "ref": ref}
+            )
+            async with self.db.transaction() as session:
+                if await runtime.claim_event(session, event.event_id, room_id, self.clock.now()):
+                    failure = Reply(
+                        f"Internal error, reference {ref}.",
+                        Severity.ERROR,
+                        lines=("Nothing was changed. Quote the reference to an admin.",),
+                    )
+                    await self._enqueue(session, room_id, event.event_id, failure)
+        self.wake_sender()
+
+    async def _enqueue(self, session: AsyncSession, room_id: str, cause: str, reply: Reply) -> None:
+        now = self.clock.now()
+        messages = [(room_id, notice(reply, in_reply_to=cause))]
+        for announcement in reply.also:
+            target = self.rooms.by_key[announcement.room]
+            messages.append((target, notice(announcement.reply)))
+        for index, (target, content) in enumerate(messages):
+            await outbox.enqueue(
+                session,
+                txn_id=txn_id(cause, index),
+                room_id=target,
+                event_type="m.room.message",
+                content=content,
+                now=now,
+            )
+
+
+def _ctx(room_id: str, event: Event) -> dict[str, str]:
+    return {"room_id": room_id, "event_id": event.event_id, "sender": event.sender}

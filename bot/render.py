@@ -1,0 +1,53 @@
+"""Reply models to Matrix message content: HTML with every user-supplied string escaped,
+plus the plain-text body clients fall back to."""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any
+
+from commands.replies import Reply, Severity
+
+MARKS = {
+    Severity.INFO: "",
+    Severity.SUCCESS: "✅ ",
+    Severity.WARNING: "⚠️ ",
+    Severity.ERROR: "❌ ",
+}
+
+
+def to_plain(reply: Reply) -> str:
+    parts = [MARKS[reply.severity] + reply.title]
+    parts += [f"{name}: {value}" for name, value in reply.fields]
+    parts += [f"• {line}" for line in reply.lines]
+    if reply.code:
+        parts.append(reply.code)
+    return "\n".join(parts)
+
+
+def to_html(reply: Reply) -> str:
+    html = f"<p><strong>{escape(MARKS[reply.severity] + reply.title)}</strong></p>"
+    if reply.fields:
+        html += (
+            "<p>"
+            + "<br>".join(f"<b>{escape(name)}</b>: {escape(value)}" for name, value in reply.fields)
+            + "</p>"
+        )
+    if reply.lines:
+        html += "<ul>" + "".join(f"<li>{escape(line)}</li>" for line in reply.lines) + "</ul>"
+    if reply.code:
+        html += f"<pre><code>{escape(reply.code)}</code></pre>"
+    return html
+
+
+def notice(reply: Reply, in_reply_to: str | None = None) -> dict[str, Any]:
+    content: dict[str, Any] = {
+        "msgtype": "m.notice",
+        "body": to_plain(reply),
+        "format": "org.matrix.custom.html",
+        "formatted_body": to_html(reply),
+        "m.mentions": {},
+    }
+    if in_reply_to:
+        content["m.relates_to"] = {"m.in_reply_to": {"event_id": in_reply_to}}
+    return content

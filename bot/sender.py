@@ -1,0 +1,122 @@
+"""Drains the outbox in order, separately from the sync loop, so a rate-limited send never
+delays reading new events.
+
+A row is marked sent only once the homeserver answered with an event ID. If the process dies
+between the send and the mark, the resend carries the same transaction ID on the same device,
+and the homeserver answers with the original event instead of posting twice."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from nio import AsyncClient, ErrorResponse, RoomSendResponse
+
+from bot.backoff import Backoff, sleep_unless_stopped, unless_stopped
+from storage import outbox
+from storage.db import Database
+from workflow.clock import Clock
+
+log = logging.getLogger(__name__)
+
+# A refusal the homeserver will repeat however often we ask: give up after a few tries so
+# one unsendable message does not hold back every reply behind it.
+PERMANENT_ATTEMPTS = 5
+
+
+def _permanent(response: object) -> bool:
+    if not isinstance(response, ErrorResponse):
+        return not isinstance(response, (TimeoutError, OSError, ConnectionError))
+    code = str(response.status_code or "")
+    return code not in ("M_LIMIT_EXCEEDED", "429") and not code.startswith("5")
+
+
+class Sender:
+    def __init__(
+        self, client: AsyncClient, db: Database, clock: Clock, stop: asyncio.Event
+    ) -> None:
+        self.client = client
+        self.db = db
+        self.clock = clock
+        self.stop = stop
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        backoff = Backoff(first=0.5, cap=30)
+        while not self.stop.is_set():
+            self._wake.clear()
+            try:
+                async with self.db.transaction() as session:
+                    batch = await outbox.pending(session)
+                for message in batch:
+                    if self.stop.is_set():
+                        return
+                    await self._deliver(message, backoff)
+                backoff.reset()
+            except Exception:
+                log.exception("outbox drain failed; retrying")
+                await backoff.wait(self.stop)
+                continue
+            if not batch:
+                await self._idle()
+
+    async def _idle(self) -> None:
+        stop_wait = asyncio.ensure_future(self.stop.wait())
+        wake_wait = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait(
+                {stop_wait, wake_wait}, timeout=5, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            stop_wait.cancel()
+            wake_wait.cancel()
+
+    async def _deliver(self, message: outbox.PendingMessage, backoff: Backoff) -> None:
+        """Retries until the homeserver accepts: a reply is never dropped for a transient fault.
+        nio itself waits out M_LIMIT_EXCEEDED using the server's retry_after_ms."""
+        attempts = 0
+        while not self.stop.is_set():
+            attempts += 1
+            response: object
+            try:
+                response = await unless_stopped(
+                    self.client.room_send(
+                        message.room_id,
+                        message.event_type,
+                        message.content,
+                        tx_id=message.txn_id,
+                        ignore_unverified_devices=True,
+                    ),
+                    self.stop,
+                )
+                if response is None:
+                    return
+            except Exception as exc:  # nio raises for local faults too (unknown room, crypto)
+                response = exc
+            if isinstance(response, RoomSendResponse):
+                async with self.db.transaction() as session:
+                    await outbox.mark_sent(session, message.id, response.event_id, self.clock.now())
+                return
+            if _permanent(response) and attempts >= PERMANENT_ATTEMPTS:
+                log.error(
+                    "giving up on a message after %d attempts: %s",
+                    attempts,
+                    response,
+                    extra={"room_id": message.room_id, "txn_id": message.txn_id},
+                )
+                async with self.db.transaction() as session:
+                    await outbox.mark_failed(session, message.id, str(response), self.clock.now())
+                return
+            delay = backoff.next_delay()
+            log.warning(
+                "send failed (%s); retrying in %.1fs",
+                response,
+                delay,
+                extra={"room_id": message.room_id, "txn_id": message.txn_id},
+            )
+            async with self.db.transaction() as session:
+                await outbox.count_attempt(session, message.id)
+            await sleep_unless_stopped(delay, self.stop)

@@ -1,0 +1,253 @@
+"""The inbound path: sync, fill gaps, hand each event to the pipeline, then store the token.
+
+Unlike nio's sync_forever, the token is stored only after every event of the response has
+been committed, and a `limited` timeline is paginated back to the last handled event, so no
+command sent while the bot was away is skipped."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from typing import Any
+
+from nio import (
+    AsyncClient,
+    Event,
+    InviteMemberEvent,
+    MessageDirection,
+    RoomMemberEvent,
+    RoomMessagesResponse,
+    SyncResponse,
+)
+
+from bot.backoff import Backoff, unless_stopped
+from bot.pipeline import INFRASTRUCTURE_ERRORS, Pipeline
+from storage import runtime
+from storage.db import Database
+from storage.store import Store
+from workflow import Workflow
+
+log = logging.getLogger(__name__)
+
+SYNC_FILTER: dict[str, Any] = {
+    "room": {"timeline": {"limit": 100}, "state": {"lazy_load_members": False}},
+    "presence": {"not_types": ["*"]},
+}
+# A gap larger than this is history nobody expects the bot to replay.
+MAX_BACKFILL = 5000
+
+
+def _first_sync_timeout() -> int:
+    """Synapse caches a sync answer for minutes, keyed on the request. A fresh install that
+    repeats an earlier install's initial request would get that old snapshot and later run
+    everything since as if it were new. A unique timeout makes the request unique; an
+    initial sync answers at once whatever its timeout."""
+    return random.randint(1, 999)
+
+
+class SyncLoop:
+    def __init__(
+        self,
+        client: AsyncClient,
+        db: Database,
+        pipeline: Pipeline,
+        stop: asyncio.Event,
+        started: asyncio.Event,
+    ) -> None:
+        self.client = client
+        self.db = db
+        self.pipeline = pipeline
+        self.stop = stop
+        self.joins: dict[str, int] = {}
+        self.started = started
+
+    async def run(self) -> None:
+        async with self.db.transaction() as session:
+            token = await runtime.get_cursor(session)
+            self.joins = await runtime.join_points(session)
+        backoff = Backoff(first=1, cap=60)
+        while not self.stop.is_set():
+            try:
+                response = await unless_stopped(
+                    self.client.sync(
+                        timeout=_first_sync_timeout() if token is None else 30000,
+                        since=token,
+                        sync_filter=SYNC_FILTER,
+                        full_state=token is None,
+                    ),
+                    self.stop,
+                )
+            except (TimeoutError, OSError, ConnectionError) as exc:
+                log.warning("sync failed: %r", exc)
+                await backoff.wait(self.stop)
+                continue
+            if response is None:
+                return
+            if not isinstance(response, SyncResponse):
+                log.warning("sync refused: %s", response)
+                await backoff.wait(self.stop)
+                continue
+            await self._crypto_housekeeping()
+            while not self.stop.is_set():
+                try:
+                    if token is None:
+                        await self._first_start(response)
+                    else:
+                        await self._handle(response)
+                    async with self.db.transaction() as session:
+                        await runtime.set_cursor(session, response.next_batch)
+                    break
+                except INFRASTRUCTURE_ERRORS as exc:
+                    # Retry the same response: the events already committed are skipped.
+                    log.warning("database unavailable while handling a sync: %r", exc)
+                    await backoff.wait(self.stop)
+            else:
+                return
+            token = response.next_batch
+            backoff.reset()
+            self.started.set()
+
+    async def _crypto_housekeeping(self) -> None:
+        """What sync_forever does between syncs: key uploads, queries, claims, to-device."""
+        try:
+            if self.client.should_upload_keys:
+                await self.client.keys_upload()
+            if self.client.should_query_keys:
+                await self.client.keys_query()
+            if self.client.should_claim_keys:
+                await self.client.keys_claim(self.client.get_users_for_key_claiming())
+            await self.client.send_to_device_messages()
+        except Exception as exc:
+            log.warning("key maintenance failed, will retry next sync: %r", exc)
+
+    async def _first_start(self, response: SyncResponse) -> None:
+        """Everything already in the rooms is history: record where the bot starts, run none."""
+        async with self.db.transaction() as session:
+            for room_id, info in response.rooms.join.items():
+                # The server's clock, not ours: a skewed bot clock must not skip new commands.
+                stamps = [e.server_timestamp for e in info.timeline.events]
+                joined = max(stamps) + 1 if stamps else int(time.time() * 1000)
+                await runtime.record_join(session, room_id, joined)
+                self.joins.setdefault(room_id, joined)
+        await self._handle_invites(response)
+        log.info(
+            "first start: %d rooms joined, their history is not executed", len(response.rooms.join)
+        )
+
+    async def _handle(self, response: SyncResponse) -> None:
+        for room_id, info in response.rooms.join.items():
+            events = list(info.timeline.events)
+            if room_id not in self.joins:
+                events = await self._since_own_join(room_id, events, info.timeline)
+            elif info.timeline.limited:
+                events = await self._backfill(room_id, info.timeline.prev_batch) + events
+            joined = self.joins[room_id]
+            for event in events:
+                if event.server_timestamp >= joined:
+                    await self.pipeline.handle(room_id, event)
+        await self._handle_invites(response)
+
+    def _is_own_join(self, event: Event) -> bool:
+        return (
+            isinstance(event, RoomMemberEvent)
+            and event.state_key == self.client.user_id
+            and event.membership == "join"
+        )
+
+    async def _since_own_join(
+        self, room_id: str, events: list[Event], timeline: Any
+    ) -> list[Event]:
+        """A room joined since the last sync: only what follows the bot's own join counts."""
+        if timeline.limited and not any(self._is_own_join(e) for e in events):
+            events = await self._backfill(room_id, timeline.prev_batch) + events
+        joined = int(time.time() * 1000)
+        for index, event in enumerate(events):
+            if self._is_own_join(event):
+                joined = event.server_timestamp
+                events = events[index + 1 :]
+                break
+        else:
+            events = []
+        async with self.db.transaction() as session:
+            await runtime.record_join(session, room_id, joined)
+        self.joins[room_id] = joined
+        return events
+
+    async def _backfill(self, room_id: str, start: str | None) -> list[Event]:
+        """Pages back from the gap until an event already handled, the bot's own join, or the
+        join point; returns the missed events oldest first."""
+        collected: list[Event] = []
+        joined = self.joins.get(room_id, 0)
+        backoff = Backoff(first=1, cap=30)
+        token = start
+        while token and len(collected) < MAX_BACKFILL and not self.stop.is_set():
+            page = await unless_stopped(
+                self.client.room_messages(
+                    room_id, start=token, direction=MessageDirection.back, limit=100
+                ),
+                self.stop,
+            )
+            if page is None:
+                break
+            if not isinstance(page, RoomMessagesResponse):
+                log.warning("backfill page refused: %s", page, extra={"room_id": room_id})
+                await backoff.wait(self.stop)
+                continue
+            async with self.db.transaction() as session:
+                handled = await runtime.handled_among(session, [e.event_id for e in page.chunk])
+            for event in page.chunk:
+                if (
+                    event.event_id in handled
+                    or self._is_own_join(event)
+                    or event.server_timestamp < joined
+                ):
+                    token = None
+                    break
+                collected.append(event)
+            else:
+                token = page.end if page.chunk else None
+        if len(collected) >= MAX_BACKFILL:
+            log.error(
+                "gap larger than %d events; older ones skipped",
+                MAX_BACKFILL,
+                extra={"room_id": room_id},
+            )
+        log.info("backfilled %d missed events", len(collected), extra={"room_id": room_id})
+        collected.reverse()
+        return collected
+
+    async def _handle_invites(self, response: SyncResponse) -> None:
+        for room_id, info in response.rooms.invite.items():
+            inviter = next(
+                (
+                    e.sender
+                    for e in info.invite_state
+                    if isinstance(e, InviteMemberEvent)
+                    and e.state_key == self.client.user_id
+                    and e.membership == "invite"
+                ),
+                None,
+            )
+            await self._answer_invite(room_id, inviter or "")
+
+    async def _answer_invite(self, room_id: str, inviter: str) -> None:
+        access = self.pipeline.access
+        if not access.server_allowed(inviter):
+            why = "inviter's server is not allowed"
+        elif not access.roles_of(inviter):
+            why = "inviter has no role"
+        elif not self.pipeline.rooms.known(room_id):
+            why = "room is not configured"
+        else:
+            result = await self.client.join(room_id)
+            log.info("joined %s on invite from %s: %s", room_id, inviter, type(result).__name__)
+            return
+        log.warning("declining invite: %s", why, extra={"room_id": room_id, "sender": inviter})
+        async with self.db.transaction() as session:
+            workflow = Workflow(
+                Store(session), self.pipeline.clock.now(), access, self.pipeline.info
+            )
+            await workflow.refuse(inviter, "invite", room_id, "", why)
+        await self.client.room_leave(room_id)

@@ -1,0 +1,33 @@
+"""Aegis's chat commands: declared once, parsed, authorized and documented by the framework.
+
+A concern's module declares its commands with `@command`; adding the module to `registry`
+below is all it takes to make them dispatchable and listed in `!help`.
+"""
+
+from commands import core
+from commands.arguments import Opt, Rest, UserId, register_type
+from commands.context import Context
+from commands.declaration import Command, Registry, command
+from commands.dispatcher import Dispatcher
+from commands.errors import ArgumentError
+from commands.replies import Announcement, Reply, RoomKey, Severity
+
+registry = Registry.from_modules(core)
+
+__all__ = [
+    "Announcement",
+    "ArgumentError",
+    "Command",
+    "Context",
+    "Dispatcher",
+    "Opt",
+    "Registry",
+    "Reply",
+    "Rest",
+    "RoomKey",
+    "Severity",
+    "UserId",
+    "command",
+    "register_type",
+    "registry",
+]

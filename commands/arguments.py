@@ -1,0 +1,150 @@
+"""Argument types: how each annotation in a command signature is read from the sender's text.
+
+The kinds (positional, `key=value` option, trailing free text) come from `Opt`/`Rest`
+markers inside `Annotated`, so mypy sees the plain value type a handler receives. Types are
+global on purpose: a dossier reference means the same thing in every command, so the module
+that owns dossiers registers it once with `register_type`.
+"""
+
+from __future__ import annotations
+
+import enum
+import inspect
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any, Generic, NewType, TypeAlias, TypeVar
+
+from commands.dates import parse_when
+from commands.errors import ArgumentError, shown
+from config.settings import USER_ID_RE
+
+if TYPE_CHECKING:
+    from commands.context import Context
+
+T = TypeVar("T")
+
+
+class Kind(enum.Enum):
+    POSITIONAL = "positional"
+    OPTION = "option"
+    REST = "rest"
+
+
+Opt: TypeAlias = Annotated[T, Kind.OPTION]
+"""`key=value`, anywhere after the command name; required unless the parameter has a default."""
+Rest: TypeAlias = Annotated[T, Kind.REST]
+"""The remaining free text, exactly as typed; required unless the parameter has a default."""
+
+UserId = NewType("UserId", str)
+"""A Matrix user ID, `@local:server`."""
+
+Parser: TypeAlias = Callable[[str, "Context"], Awaitable[T] | T]
+Fallback: TypeAlias = Callable[["Context"], Awaitable[T] | T]
+
+
+@dataclass(frozen=True)
+class ArgType(Generic[T]):
+    name: str
+    """How usage lines show a value of this type: `<name>`, `key=<name>`."""
+    parser: Parser[T]
+    omitted: Fallback[T] | None = None
+    """The value when the sender leaves the argument out (e.g. the room's own dossier)."""
+    looks_like: Callable[[str], bool] | None = None
+    """For an optional positional: whether a word is meant as this argument at all, so
+    a word that is not falls through to the next argument instead of being an error."""
+
+    async def parse(self, text: str, ctx: Context) -> T:
+        return await _resolved(self.parser(text, ctx))
+
+    async def fallback(self, ctx: Context) -> T:
+        assert self.omitted is not None
+        return await _resolved(self.omitted(ctx))
+
+    def accepts(self, text: str) -> bool:
+        return self.looks_like is None or self.looks_like(text)
+
+
+async def _resolved(value: Awaitable[T] | T) -> T:
+    if inspect.isawaitable(value):
+        return await value
+    return value
+
+
+_TYPES: dict[object, ArgType[Any]] = {}
+
+
+def register_type(
+    tp: object,
+    parser: Parser[T],
+    *,
+    name: str,
+    omitted: Fallback[T] | None = None,
+    looks_like: Callable[[str], bool] | None = None,
+) -> None:
+    """Teach the framework a new argument type. The parser raises `ArgumentError` for bad
+    input; with `omitted`, a positional of this type may be left out."""
+    _TYPES[tp] = ArgType(name, parser, omitted, looks_like)
+
+
+def arg_type(tp: object) -> ArgType[Any]:
+    known = _TYPES.get(tp)
+    if known is not None:
+        return known
+    if isinstance(tp, type) and issubclass(tp, enum.StrEnum):
+        return _enum_type(tp)
+    raise TypeError(f"no argument parser for {tp!r}; declare it with register_type")
+
+
+def _enum_type(tp: type[enum.StrEnum]) -> ArgType[Any]:
+    values = [member.value for member in tp]
+    label = "|".join(values) if len(values) <= 6 else tp.__name__.lower()
+
+    def parse(text: str, ctx: Context) -> enum.StrEnum:
+        wanted = text.strip().lower()
+        for member in tp:
+            if wanted in (member.value.lower(), member.name.lower()):
+                return member
+        raise ArgumentError(f"{shown(text)} is not one of: {', '.join(values)}")
+
+    return ArgType(label, parse)
+
+
+def _parse_str(text: str, ctx: Context) -> str:
+    return text
+
+
+_INT = re.compile(r"[+-]?[0-9]{1,18}")
+
+
+def _parse_int(text: str, ctx: Context) -> int:
+    if not _INT.fullmatch(text.strip()):
+        raise ArgumentError(f"{shown(text)} is not a whole number")
+    return int(text)
+
+
+_TRUE = frozenset({"yes", "true", "on", "1", "y", "ja", "oui"})
+_FALSE = frozenset({"no", "false", "off", "0", "n", "nee", "non"})
+
+
+def _parse_bool(text: str, ctx: Context) -> bool:
+    word = text.strip().lower()
+    if word in _TRUE:
+        return True
+    if word in _FALSE:
+        return False
+    raise ArgumentError(f"{shown(text)} is not yes or no")
+
+
+def _parse_user(text: str, ctx: Context) -> UserId:
+    if not USER_ID_RE.fullmatch(text):
+        raise ArgumentError(f"{shown(text)} is not a Matrix user ID like @name:server")
+    return UserId(text)
+
+
+register_type(str, _parse_str, name="text")
+register_type(int, _parse_int, name="number")
+register_type(bool, _parse_bool, name="yes|no")
+register_type(datetime, parse_when, name="when")
+register_type(UserId, _parse_user, name="@user:server", looks_like=lambda text: text[:1] == "@")

@@ -1,0 +1,43 @@
+"""Reply models: what a command says, independent of how bot/ renders it (HTML + plain text).
+
+Commands never format HTML; a later translation touches only these models and the renderer.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class Severity(enum.StrEnum):
+    INFO = "info"
+    SUCCESS = "success"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+class RoomKey(enum.StrEnum):
+    """The configured rooms an announcement can go to (keys of `rooms.*`)."""
+
+    COORDINATION = "coordination"
+    APPROVALS = "approvals"
+    OPERATIONS = "operations"
+    EARLY_WARNING = "early_warning"
+
+
+@dataclass(frozen=True)
+class Reply:
+    title: str
+    severity: Severity = Severity.INFO
+    lines: tuple[str, ...] = ()
+    fields: tuple[tuple[str, str], ...] = ()
+    code: str | None = None
+    also: tuple[Announcement, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class Announcement:
+    """A message to another configured room, sent in the same transaction as the reply."""
+
+    room: RoomKey
+    reply: Reply

@@ -1,0 +1,140 @@
+"""The typed shape of Aegis's configuration.
+
+Every model forbids unknown keys, so a typo in the file is reported instead of silently
+falling back to a default.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from pathlib import Path
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+USER_ID_RE = re.compile(r"^@[a-z0-9._=\-/+]+:[A-Za-z0-9.\-]+(:\d{1,5})?$")
+# Room version 12 IDs carry no server part ("!<hash>"); aliases always do.
+ROOM_RE = re.compile(
+    r"^(![^:\s]+(:[A-Za-z0-9.\-]+(:\d{1,5})?)?|#[^:\s]+:[A-Za-z0-9.\-]+(:\d{1,5})?)$"
+)
+SERVER_RE = re.compile(r"^[A-Za-z0-9.\-]+(:\d{1,5})?$")
+
+
+class Role(enum.StrEnum):
+    LIAISON = "liaison"
+    ANALYST = "analyst"
+    APPROVER = "approver"
+    POLICE = "police"
+    ADMIN = "admin"
+
+
+def _user_id(value: str) -> str:
+    if not USER_ID_RE.match(value):
+        raise ValueError(f"{value!r} is not a Matrix user ID like @name:server")
+    return value
+
+
+def _room(value: str) -> str:
+    if not ROOM_RE.match(value):
+        raise ValueError(f"{value!r} is not a room ID (!id:server) or alias (#name:server)")
+    return value
+
+
+def _server(value: str) -> str:
+    if not SERVER_RE.match(value):
+        raise ValueError(f"{value!r} is not a server name like example.org")
+    return value
+
+
+def _timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{value!r} is not an IANA timezone like Europe/Brussels") from None
+    return value
+
+
+UserId = Annotated[str, AfterValidator(_user_id)]
+RoomRef = Annotated[str, AfterValidator(_room)]
+ServerName = Annotated[str, AfterValidator(_server)]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MatrixSettings(Section):
+    homeserver: str = Field(pattern=r"^https?://\S+$")
+    user_id: UserId
+    password: SecretStr | None = None
+    access_token: SecretStr | None = None
+    device_id: str = Field(default="AEGIS", pattern=r"^[A-Za-z0-9_\-]{1,64}$")
+    device_name: str = "Aegis"
+    store_path: Path = Path("data/store")
+
+    @model_validator(mode="after")
+    def _needs_a_secret(self) -> MatrixSettings:
+        if self.password is None and self.access_token is None:
+            raise ValueError(
+                "missing secret: set matrix.password or matrix.access_token "
+                "(or AEGIS_MATRIX__PASSWORD / AEGIS_MATRIX__ACCESS_TOKEN)"
+            )
+        return self
+
+
+class DatabaseSettings(Section):
+    url: str = Field(
+        default="sqlite+aiosqlite:///data/aegis.db",
+        pattern=r"^(sqlite\+aiosqlite|postgresql\+asyncpg)://",
+    )
+
+
+class BotSettings(Section):
+    prefix: str = Field(default="!", min_length=1, max_length=8)
+    timezone: Annotated[str, AfterValidator(_timezone)] = "Europe/Brussels"
+    max_command_bytes: int = Field(default=4096, ge=64, le=65536)
+
+
+class RoomSettings(Section):
+    coordination: RoomRef
+    approvals: RoomRef
+    operations: RoomRef
+    early_warning: RoomRef
+
+
+class LoggingSettings(Section):
+    level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+    json_format: bool = Field(default=False, alias="json")
+
+
+class Settings(BaseSettings):
+    """The whole file; environment variables AEGIS_<SECTION>__<KEY> override it, for secrets."""
+
+    model_config = SettingsConfigDict(
+        extra="forbid", frozen=True, env_prefix="AEGIS_", env_nested_delimiter="__"
+    )
+
+    matrix: MatrixSettings
+    database: DatabaseSettings = DatabaseSettings()
+    bot: BotSettings = BotSettings()
+    rooms: RoomSettings
+    roles: dict[UserId, list[Role]] = {}
+    allowed_servers: list[ServerName] = Field(
+        default=[], description="servers whose users may command the bot; empty: its own only"
+    )
+    logging: LoggingSettings = LoggingSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """The file comes in as init arguments; the environment wins over it."""
+        return (env_settings, init_settings)

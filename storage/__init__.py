@@ -1,0 +1,1 @@
+"""Persistence: tables, transactions, migrations and queries. Never imports Matrix."""

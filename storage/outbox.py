@@ -1,0 +1,79 @@
+"""The outbox: messages committed with their cause, sent later by the sender task."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.tables import OutboxMessage
+
+
+@dataclass(frozen=True)
+class PendingMessage:
+    id: int
+    txn_id: str
+    room_id: str
+    event_type: str
+    content: dict[str, Any]
+
+
+async def enqueue(
+    session: AsyncSession,
+    *,
+    txn_id: str,
+    room_id: str,
+    event_type: str,
+    content: dict[str, Any],
+    now: datetime,
+) -> None:
+    session.add(
+        OutboxMessage(
+            txn_id=txn_id,
+            room_id=room_id,
+            event_type=event_type,
+            content=json.dumps(content, ensure_ascii=False),
+            created_at=now,
+            attempts=0,
+        )
+    )
+
+
+async def pending(session: AsyncSession, limit: int = 50) -> list[PendingMessage]:
+    rows = await session.scalars(
+        select(OutboxMessage)
+        .where(OutboxMessage.sent_at.is_(None))
+        .order_by(OutboxMessage.id)
+        .limit(limit)
+    )
+    return [
+        PendingMessage(r.id, r.txn_id, r.room_id, r.event_type, json.loads(r.content)) for r in rows
+    ]
+
+
+async def mark_sent(session: AsyncSession, message_id: int, event_id: str, now: datetime) -> None:
+    await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message_id)
+        .values(sent_event_id=event_id, sent_at=now)
+    )
+
+
+async def count_attempt(session: AsyncSession, message_id: int) -> None:
+    await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message_id)
+        .values(attempts=OutboxMessage.attempts + 1)
+    )
+
+
+async def mark_failed(session: AsyncSession, message_id: int, error: str, now: datetime) -> None:
+    await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message_id)
+        .values(error=error[:1000], sent_at=now)
+    )

@@ -1,0 +1,75 @@
+"""Queries behind exactly-once processing: the sync cursor, handled events and join points."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.tables import HandledEvent, RoomJoin, SyncState
+
+SYNC_TOKEN = "sync_token"
+
+
+def dialect(session: AsyncSession) -> str:
+    return session.get_bind().dialect.name
+
+
+def _insert(session: AsyncSession):  # type: ignore[no-untyped-def]
+    """The dialect's INSERT, for ON CONFLICT DO NOTHING on both backends."""
+    return pg_insert if dialect(session) == "postgresql" else sqlite_insert
+
+
+async def get_cursor(session: AsyncSession, name: str = SYNC_TOKEN) -> str | None:
+    row = await session.get(SyncState, name)
+    return row.value if row else None
+
+
+async def set_cursor(session: AsyncSession, value: str, name: str = SYNC_TOKEN) -> None:
+    stmt = _insert(session)(SyncState).values(name=name, value=value)
+    await session.execute(
+        stmt.on_conflict_do_update(index_elements=["name"], set_={"value": value})
+    )
+
+
+async def claim_event(session: AsyncSession, event_id: str, room_id: str, now: datetime) -> bool:
+    """True if this event was not handled before; the claim commits with the event's effects."""
+    stmt = (
+        _insert(session)(HandledEvent)
+        .values(event_id=event_id, room_id=room_id, handled_at=now)
+        .on_conflict_do_nothing(index_elements=["event_id"])
+    )
+    result = await session.execute(stmt)
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def handled_among(session: AsyncSession, event_ids: list[str]) -> set[str]:
+    if not event_ids:
+        return set()
+    rows = await session.scalars(
+        select(HandledEvent.event_id).where(HandledEvent.event_id.in_(event_ids))
+    )
+    return set(rows)
+
+
+async def forget_handled_before(session: AsyncSession, cutoff: datetime) -> None:
+    """Old marks only guard against replays that can no longer happen."""
+    await session.execute(delete(HandledEvent).where(HandledEvent.handled_at < cutoff))
+
+
+async def join_points(session: AsyncSession) -> dict[str, int]:
+    rows = await session.execute(select(RoomJoin.room_id, RoomJoin.joined_ts))
+    return {room_id: ts for room_id, ts in rows.all()}
+
+
+async def record_join(session: AsyncSession, room_id: str, joined_ts: int) -> None:
+    """The first join point wins: a later re-sync of the membership must not move it back."""
+    stmt = (
+        _insert(session)(RoomJoin)
+        .values(room_id=room_id, joined_ts=joined_ts)
+        .on_conflict_do_nothing(index_elements=["room_id"])
+    )
+    await session.execute(stmt)

@@ -1,0 +1,53 @@
+"""Shared fixtures. The homeserver ones start a real Synapse (see tests/support/homeserver.py)."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+
+import pytest
+
+from tests.support.homeserver import Homeserver
+from tests.support.matrix_user import MatrixUser
+
+pytest_plugins = ["tests.support.databases"]
+
+UserFactory = Callable[[str], Awaitable[MatrixUser]]
+
+
+@pytest.fixture(scope="session")
+def homeserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Homeserver]:
+    """Relaxed rate limits, so tests measure the bot rather than Synapse's throttling."""
+    hs = Homeserver(tmp_path_factory.mktemp("synapse"))
+    hs.start()
+    yield hs
+    hs.stop()
+
+
+@pytest.fixture(scope="session")
+def homeserver_default_limits(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Homeserver]:
+    """Stock rate limits, for tests that need real 429 responses."""
+    hs = Homeserver(tmp_path_factory.mktemp("synapse-default-limits"), default_rate_limits=True)
+    hs.start()
+    yield hs
+    hs.stop()
+
+
+@pytest.fixture
+async def user_factory(
+    homeserver: Homeserver, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[UserFactory]:
+    """Unique localparts keep tests independent on the shared session homeserver."""
+    users: list[MatrixUser] = []
+
+    async def create(name: str) -> MatrixUser:
+        localpart = f"{name}-{secrets.token_hex(4)}"
+        user = await MatrixUser.create(
+            homeserver, localpart, tmp_path_factory.mktemp(f"store-{localpart}")
+        )
+        users.append(user)
+        return user
+
+    yield create
+    for user in users:
+        await user.close()

@@ -1,0 +1,289 @@
+"""A throw-away Synapse homeserver on loopback, shared by the test suite and scripts/dev.py.
+
+Synapse lives in its own virtualenv (its dependency set clashes with the bot's), so it is
+always run as a subprocess of that interpreter, never imported.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+START_TIMEOUT = 60.0
+STOP_TIMEOUT = 15.0
+
+# Every client-facing limiter Synapse 1.163 reads (synapse/config/ratelimiting.py).
+# Tests create users, rooms and messages in bursts that the defaults would throttle.
+_RELAXED = {"per_second": 10_000, "burst_count": 100_000}
+RELAXED_RATE_LIMITS: dict[str, Any] = {
+    "rc_message": _RELAXED,
+    "rc_registration": _RELAXED,
+    "rc_registration_token_validity": _RELAXED,
+    "rc_login": {"address": _RELAXED, "account": _RELAXED, "failed_attempts": _RELAXED},
+    "rc_admin_redaction": _RELAXED,
+    "rc_joins": {"local": _RELAXED, "remote": _RELAXED},
+    "rc_joins_per_room": _RELAXED,
+    "rc_key_requests": _RELAXED,
+    "rc_3pid_validation": _RELAXED,
+    "rc_invites": {"per_room": _RELAXED, "per_user": _RELAXED, "per_issuer": _RELAXED},
+    "rc_third_party_invite": _RELAXED,
+    "rc_media_create": _RELAXED,
+    "rc_presence": {"per_user": _RELAXED},
+    "rc_delayed_event_mgmt": _RELAXED,
+    "rc_room_creation": _RELAXED,
+    "rc_reports": _RELAXED,
+    "rc_user_directory": _RELAXED,
+    "rc_profile": _RELAXED,
+}
+
+
+def synapse_python() -> str:
+    """Interpreter of the Synapse virtualenv; AEGIS_SYNAPSE_PYTHON lets CI point elsewhere."""
+    return os.environ.get("AEGIS_SYNAPSE_PYTHON") or str(REPO_ROOT / ".venv-synapse/bin/python")
+
+
+def free_port() -> int:
+    """Ask the kernel for an unused loopback port (tiny race, acceptable for tests)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+class HomeserverError(RuntimeError):
+    """Synapse failed to start or rejected an admin request."""
+
+
+class Homeserver:
+    """One Synapse instance whose data survives stop()/start() so outages can be simulated."""
+
+    def __init__(
+        self,
+        base_dir: Path,
+        *,
+        server_name: str = "aegis.test",
+        port: int | None = None,
+        default_rate_limits: bool = False,
+    ) -> None:
+        self.base_dir = base_dir.resolve()
+        self.server_name = server_name
+        self.default_rate_limits = default_rate_limits
+        self.config_path = self.base_dir / "homeserver.yaml"
+        self.log_path = self.base_dir / "homeserver.log"
+        previous = self._previous_config()
+        # A restart must come back on the same port: clients keep the URL.
+        previous_port = (previous.get("listeners") or [{}])[0].get("port")
+        self.port: int = port or int(previous_port or free_port())
+        self._shared_secret: str = previous.get("registration_shared_secret") or secrets.token_hex(
+            32
+        )
+        self._macaroon_secret: str = previous.get("macaroon_secret_key") or secrets.token_hex(32)
+        self._form_secret: str = previous.get("form_secret") or secrets.token_hex(32)
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def _previous_config(self) -> dict[str, Any]:
+        if not self.config_path.exists():
+            return {}
+        loaded = yaml.safe_load(self.config_path.read_text())
+        return loaded if isinstance(loaded, dict) else {}
+
+    def _write_config(self) -> None:
+        """Regenerate the config each start so code changes apply; secrets and keys persist."""
+        self.base_dir.mkdir(parents=True, exist_ok=True)
+        (self.base_dir / "media_store").mkdir(exist_ok=True)
+        signing_key = self.base_dir / "signing.key"
+        if not signing_key.exists():
+            seed = base64.b64encode(os.urandom(32)).decode().rstrip("=")
+            signing_key.write_text(f"ed25519 a_aegis {seed}\n")
+            signing_key.chmod(0o600)
+        log_config = self.base_dir / "log_config.yaml"
+        log_config.write_text(
+            yaml.safe_dump(
+                {
+                    "version": 1,
+                    "formatters": {
+                        "precise": {
+                            "format": "%(asctime)s - %(name)s - %(lineno)d - %(levelname)s - "
+                            "%(request)s - %(message)s"
+                        }
+                    },
+                    "handlers": {
+                        "file": {
+                            "class": "logging.FileHandler",
+                            "formatter": "precise",
+                            "filename": str(self.log_path),
+                            "encoding": "utf8",
+                        }
+                    },
+                    "loggers": {"synapse.storage.SQL": {"level": "WARNING"}},
+                    "root": {"level": "INFO", "handlers": ["file"]},
+                    "disable_existing_loggers": False,
+                }
+            )
+        )
+        config: dict[str, Any] = {
+            "server_name": self.server_name,
+            "public_baseurl": f"{self.url}/",
+            "pid_file": str(self.base_dir / "homeserver.pid"),
+            "listeners": [
+                {
+                    "port": self.port,
+                    "bind_addresses": ["127.0.0.1"],
+                    "type": "http",
+                    "tls": False,
+                    "x_forwarded": False,
+                    "resources": [{"names": ["client"], "compress": False}],
+                }
+            ],
+            "database": {
+                "name": "sqlite3",
+                "args": {"database": str(self.base_dir / "homeserver.db")},
+            },
+            "log_config": str(log_config),
+            "media_store_path": str(self.base_dir / "media_store"),
+            "signing_key_path": str(signing_key),
+            "registration_shared_secret": self._shared_secret,
+            "macaroon_secret_key": self._macaroon_secret,
+            "form_secret": self._form_secret,
+            "enable_registration": False,
+            "bcrypt_rounds": 4,
+            "trusted_key_servers": [],
+            "suppress_key_server_warning": True,
+            "report_stats": False,
+            "enable_metrics": False,
+            "filter_timeline_limit": 5000,
+            "presence": {"enabled": False},
+            "url_preview_enabled": False,
+        }
+        if not self.default_rate_limits:
+            config.update(RELAXED_RATE_LIMITS)
+        self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+
+    def start(self) -> None:
+        if self.running:
+            return
+        self._write_config()
+        with self.log_path.open("ab") as log:
+            # stdout/stderr only carry startup crashes; the regular log goes via log_config.
+            self._process = subprocess.Popen(
+                [synapse_python(), "-m", "synapse.app.homeserver", "-c", str(self.config_path)],
+                cwd=self.base_dir,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # Ctrl-C in a terminal must not hit Synapse first.
+            )
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise HomeserverError(
+                    f"Synapse exited with {self._process.returncode}:\n{self._log_tail()}"
+                )
+            try:
+                with urllib.request.urlopen(f"{self.url}/_matrix/client/versions", timeout=1):
+                    return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                time.sleep(0.1)
+        self.stop()
+        raise HomeserverError(
+            f"Synapse did not answer within {START_TIMEOUT}s:\n{self._log_tail()}"
+        )
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def _log_tail(self, lines: int = 40) -> str:
+        if not self.log_path.exists():
+            return "(no log)"
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def user_id(self, localpart: str) -> str:
+        return f"@{localpart}:{self.server_name}"
+
+    async def register(self, localpart: str, password: str, admin: bool = False) -> str:
+        """Shared-secret registration: works with enable_registration off and no captcha."""
+        endpoint = f"{self.url}/_synapse/admin/v1/register"
+        async with aiohttp.ClientSession() as session:
+            async with session.get(endpoint) as resp:
+                nonce = (await resp.json())["nonce"]
+            mac = hmac.new(self._shared_secret.encode(), digestmod=hashlib.sha1)
+            mac.update(
+                b"\x00".join(
+                    [
+                        nonce.encode(),
+                        localpart.encode(),
+                        password.encode(),
+                        b"admin" if admin else b"notadmin",
+                    ]
+                )
+            )
+            body = {
+                "nonce": nonce,
+                "username": localpart,
+                "password": password,
+                "admin": admin,
+                "mac": mac.hexdigest(),
+            }
+            async with session.post(endpoint, json=body) as resp:
+                data = await resp.json()
+                if resp.status == 200:
+                    return str(data["user_id"])
+                if data.get("errcode") == "M_USER_IN_USE":
+                    return self.user_id(localpart)
+                raise HomeserverError(f"register {localpart}: {resp.status} {json.dumps(data)}")
+
+    async def login(self, localpart: str, password: str, device_id: str) -> str:
+        body = {
+            "type": "m.login.password",
+            "identifier": {"type": "m.id.user", "user": localpart},
+            "password": password,
+            "device_id": device_id,
+        }
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(f"{self.url}/_matrix/client/v3/login", json=body) as resp,
+        ):
+            data = await resp.json()
+            if resp.status != 200:
+                raise HomeserverError(f"login {localpart}: {resp.status} {data.get('errcode')}")
+            return str(data["access_token"])

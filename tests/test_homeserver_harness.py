@@ -1,0 +1,74 @@
+"""The harness itself: if these fail, every end-to-end test would fail for the wrong reason."""
+
+from __future__ import annotations
+
+import nio
+import pytest
+
+from tests.conftest import UserFactory
+from tests.support.homeserver import Homeserver
+from tests.support.matrix_user import content
+
+pytestmark = pytest.mark.homeserver
+
+
+async def test_encrypted_message_reaction_and_redaction(user_factory: UserFactory) -> None:
+    alice = await user_factory("alice")
+    bob = await user_factory("bob")
+    room = await alice.create_room("harness", invite=[bob.user_id])
+    await bob.join(room)
+    await alice.wait_for_member(room, bob.user_id)
+
+    event_id = await alice.say(room, "hello bob")
+    message = await bob.wait_for(room, lambda e: getattr(e, "event_id", None) == event_id)
+    assert isinstance(message, nio.RoomMessageText)
+    assert message.decrypted
+    assert content(message)["body"] == "hello bob"
+
+    plain = await bob.react(room, event_id, "👍")
+    crypted = await bob.react(room, event_id, "✅", encrypted=True)
+    for reaction_id, key, was_encrypted in ((plain, "👍", False), (crypted, "✅", True)):
+        reaction = await alice.wait_for(room, lambda e, r=reaction_id: e.event_id == r)
+        assert isinstance(reaction, nio.ReactionEvent)
+        assert reaction.decrypted is was_encrypted
+        assert (reaction.reacts_to, reaction.key) == (event_id, key)
+
+    await alice.redact(room, event_id)
+    redaction = await bob.wait_for(room, lambda e: isinstance(e, nio.RedactionEvent))
+    assert redaction.redacts == event_id  # type: ignore[attr-defined]
+
+
+async def test_reply_helpers(user_factory: UserFactory) -> None:
+    alice = await user_factory("alice")
+    bob = await user_factory("bob")
+    room = await alice.create_room("replies", invite=[bob.user_id])
+    await bob.join(room)
+    await bob.wait_for_member(room, alice.user_id)
+    command = await alice.say(room, "!ping")
+    await bob.wait_for(room, lambda e: e.event_id == command)
+    reply = {
+        "msgtype": "m.notice",
+        "body": "pong",
+        "m.relates_to": {"m.in_reply_to": {"event_id": command}},
+    }
+    await bob._send(room, "m.room.message", reply)
+    notice = await alice.reply_to(room, command)
+    assert content(notice)["body"] == "pong"
+    assert [e.event_id for e in alice.replies(room, sender=bob.user_id)] == [notice.event_id]
+
+
+async def test_sync_survives_homeserver_restart(
+    homeserver: Homeserver, user_factory: UserFactory
+) -> None:
+    alice = await user_factory("alice")
+    bob = await user_factory("bob")
+    room = await alice.create_room("restart", invite=[bob.user_id])
+    await bob.join(room)
+    await alice.wait_for_member(room, bob.user_id)
+
+    homeserver.stop()
+    homeserver.start()
+
+    event_id = await alice.say(room, "still there?")
+    message = await bob.wait_for(room, lambda e: e.event_id == event_id, timeout=60)
+    assert content(message)["body"] == "still there?"

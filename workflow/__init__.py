@@ -1,0 +1,8 @@
+"""The protection workflow: the rules, shared by commands, reactions and the scheduler.
+
+It knows neither Matrix nor SQL: it is handed a storage interface and the current time.
+"""
+
+from workflow.core import AccessPolicy, RuntimeInfo, Workflow
+
+__all__ = ["AccessPolicy", "RuntimeInfo", "Workflow"]

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 
 import pytest
 
 from tests.support.homeserver import Homeserver
 from tests.support.matrix_user import MatrixUser
+from tests.support.world import World, build_world
 
 pytest_plugins = ["tests.support.databases"]
 
@@ -38,6 +41,14 @@ async def user_factory(
     homeserver: Homeserver, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[UserFactory]:
     """Unique localparts keep tests independent on the shared session homeserver."""
+    async with users_on(homeserver, tmp_path_factory) as create:
+        yield create
+
+
+@contextlib.asynccontextmanager
+async def users_on(
+    homeserver: Homeserver, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[UserFactory]:
     users: list[MatrixUser] = []
 
     async def create(name: str) -> MatrixUser:
@@ -51,3 +62,11 @@ async def user_factory(
     yield create
     for user in users:
         await user.close()
+
+
+@pytest.fixture
+async def world(
+    homeserver: Homeserver, user_factory: UserFactory, database_url: str, tmp_path: Path
+) -> World:
+    """A fresh bot account, its four encrypted rooms and three users, on a fresh database."""
+    return await build_world(homeserver, user_factory, database_url, tmp_path)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -16,35 +15,9 @@ from sqlalchemy import text
 
 from storage.db import Database
 from tests.conftest import UserFactory
-from tests.support.bot_runner import REPO, BotSetup, InProcessBot
-from tests.support.homeserver import Homeserver
+from tests.support.bot_runner import REPO, InProcessBot
 from tests.support.matrix_user import MatrixUser, content, in_reply_to
-
-
-@dataclass
-class World:
-    setup: BotSetup
-    admin: MatrixUser
-    alice: MatrixUser
-    stranger: MatrixUser
-
-    @property
-    def coordination(self) -> str:
-        return self.setup.rooms["coordination"]
-
-
-@pytest.fixture
-async def world(
-    homeserver: Homeserver, user_factory: UserFactory, database_url: str, tmp_path: Path
-) -> AsyncIterator[World]:
-    setup = BotSetup(homeserver, tmp_path, database_url)
-    await setup.register_bot()
-    admin = await user_factory("admin")
-    alice = await user_factory("alice")
-    stranger = await user_factory("stranger")
-    setup.roles = {admin.user_id: ["admin", "liaison"], alice.user_id: ["liaison"]}
-    await setup.create_rooms(admin, [alice, stranger])
-    yield World(setup, admin, alice, stranger)
+from tests.support.world import World
 
 
 @pytest.fixture
@@ -232,3 +205,16 @@ def test_notice_replies_relate_to_the_command() -> None:
     assert body["msgtype"] == "m.notice"
     assert body["m.relates_to"] == {"m.in_reply_to": {"event_id": "$cmd"}}
     assert "<script>" not in body["formatted_body"] and "&lt;script&gt;" in body["formatted_body"]
+
+
+async def test_undecryptable_message_gets_a_visible_answer(
+    world: World, running: InProcessBot
+) -> None:
+    room = world.coordination
+    await world.alice.say(room, "hello")  # learn the bot's device
+    bot_device = world.alice.client.device_store[world.setup.user_id][world.setup.device_id]
+    world.alice.client.blacklist_device(bot_device)  # the bot will not get the next room key
+    world.alice.client.invalidate_outbound_session(room)
+    command = await world.alice.say(room, "!ping secret")
+    body = content(await world.alice.reply_to(room, command))["body"]
+    assert "could not decrypt" in body.lower() and "resend" in body.lower()

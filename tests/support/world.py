@@ -1,0 +1,45 @@
+"""The cast of an end-to-end test: a bot account with its rooms, an admin, a liaison and a
+stranger without any role."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.support.bot_runner import BotSetup
+from tests.support.homeserver import Homeserver
+from tests.support.matrix_user import MatrixUser, in_reply_to
+
+
+@dataclass
+class World:
+    setup: BotSetup
+    admin: MatrixUser
+    alice: MatrixUser
+    stranger: MatrixUser
+
+    @property
+    def coordination(self) -> str:
+        return self.setup.rooms["coordination"]
+
+    def answered(self, room_id: str) -> list[str | None]:
+        """The command event IDs the bot's notices reply to, in timeline order."""
+        return [in_reply_to(e) for e in self.alice.replies(room_id, self.setup.user_id)]
+
+
+async def build_world(
+    homeserver: Homeserver,
+    make_user: Callable[[str], Awaitable[MatrixUser]],
+    database_url: str,
+    workdir: Path,
+    encrypted: bool = True,
+) -> World:
+    setup = BotSetup(homeserver, workdir, database_url)
+    await setup.register_bot()
+    admin = await make_user("admin")
+    alice = await make_user("alice")
+    stranger = await make_user("stranger")
+    setup.roles = {admin.user_id: ["admin", "liaison"], alice.user_id: ["liaison"]}
+    await setup.create_rooms(admin, [alice, stranger], encrypted=encrypted)
+    return World(setup, admin, alice, stranger)

@@ -1,0 +1,114 @@
+"""Nothing lost, nothing done twice: the bot is SIGKILLed and restarted as a real process,
+and a homeserver on Synapse's default rate limits still gets every reply."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import secrets
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.conftest import users_on
+from tests.support.bot_runner import BotProcess
+from tests.support.homeserver import Homeserver
+from tests.support.world import World, build_world
+
+BACKLOG = 300
+
+
+async def wait_until_answered(
+    world: World, room_id: str, commands: list[str], seconds: float
+) -> None:
+    wanted = set(commands)
+
+    def done() -> bool:
+        return wanted <= set(world.answered(room_id))
+
+    await world.alice._wait(done, seconds, f"replies to {len(commands)} commands")
+
+
+async def exempt_from_rate_limits(hs: Homeserver, user_id: str) -> None:
+    password = secrets.token_urlsafe(12)
+    localpart = "ratelimit-admin-" + secrets.token_hex(3)
+    await hs.register(localpart, password, admin=True)
+    token = await hs.login(localpart, password, "RATELIMIT")
+    async with aiohttp.ClientSession() as http:
+        response = await http.post(
+            f"{hs.url}/_synapse/admin/v1/users/{user_id}/override_ratelimit",
+            json={"messages_per_second": 0, "burst_count": 0},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert response.status == 200, await response.text()
+
+
+async def warm_up(world: World, bot: BotProcess) -> None:
+    """Started, joined, answering: only then is 'the bot was down' meaningful."""
+    bot.start()
+    await world.admin.wait_for_member(world.coordination, world.setup.user_id, timeout=60)
+    probe = await world.alice.say(world.coordination, "!ping warm-up")
+    await world.alice.reply_to(world.coordination, probe, timeout=60)
+
+
+async def test_backlog_sent_while_killed_is_answered_exactly_once_in_order(
+    world: World, tmp_path: Path
+) -> None:
+    room = world.coordination
+    bot = BotProcess(world.setup.write_config(), tmp_path / "bot.log")
+    try:
+        await warm_up(world, bot)
+        bot.kill()
+        commands = [await world.alice.say(room, f"!ping n{i:03d}") for i in range(BACKLOG)]
+
+        # Killed again right after the restart, while it is draining the backlog.
+        bot.start()
+        await world.alice.wait_for(
+            room,
+            lambda e: (
+                e.sender == world.setup.user_id and "n00" in e.source["content"].get("body", "")
+            ),
+            timeout=60,
+        )
+        bot.kill()
+        # And once more before it can have done anything at all.
+        bot.start()
+        await asyncio.sleep(0.5)
+        bot.kill()
+
+        bot.start()
+        await wait_until_answered(world, room, commands, seconds=240)
+        answered = [e for e in world.answered(room) if e in set(commands)]
+        assert answered == commands  # every command once, none twice, in order
+        assert bot.terminate() == 0
+        # The backlog exceeded one sync's timeline, so the gap was really paginated.
+        assert re.search(r"backfilled [1-9]\d* missed events", (tmp_path / "bot.log").read_text())
+    finally:
+        bot.kill()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_burst_on_default_rate_limits_gets_every_reply(
+    homeserver_default_limits: Homeserver,
+    tmp_path_factory: pytest.TempPathFactory,
+    database_url: str,
+    tmp_path: Path,
+) -> None:
+    async with users_on(homeserver_default_limits, tmp_path_factory) as make_user:
+        world = await build_world(homeserver_default_limits, make_user, database_url, tmp_path)
+        # Only the bot should be throttled: the test's own sends are not what is measured.
+        await exempt_from_rate_limits(homeserver_default_limits, world.alice.user_id)
+        bot = BotProcess(world.setup.write_config(), tmp_path / "bot.log")
+        try:
+            await warm_up(world, bot)
+            commands = [
+                await world.alice.say(world.coordination, f"!ping burst {i}") for i in range(30)
+            ]
+            await wait_until_answered(world, world.coordination, commands, seconds=240)
+            answered = [e for e in world.answered(world.coordination) if e in set(commands)]
+            assert answered == commands
+            log = (tmp_path / "bot.log").read_text()
+            assert "ratelimited" in log or "M_LIMIT_EXCEEDED" in log, "the burst never hit a 429"
+        finally:
+            bot.kill()

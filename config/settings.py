@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 USER_ID_RE = re.compile(r"^@[a-z0-9._=\-/+]+:[A-Za-z0-9.\-]+(:\d{1,5})?$")
@@ -70,19 +78,27 @@ class MatrixSettings(Section):
     homeserver: str = Field(pattern=r"^https?://\S+$")
     user_id: UserId
     password: SecretStr | None = None
-    access_token: SecretStr | None = None
+    # validate_default: the secret check below must also run when the key is absent.
+    access_token: SecretStr | None = Field(default=None, validate_default=True)
     device_id: str = Field(default="AEGIS", pattern=r"^[A-Za-z0-9_\-]{1,64}$")
     device_name: str = "Aegis"
     store_path: Path = Path("data/store")
 
-    @model_validator(mode="after")
-    def _needs_a_secret(self) -> MatrixSettings:
-        if self.password is None and self.access_token is None:
+    @field_validator("access_token")
+    @classmethod
+    def _needs_a_secret(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        """A field validator rather than a model validator: pydantic skips model validators
+        when any field failed, which would hide this problem until the others were fixed.
+
+        It runs after `password` (declaration order); a password that failed its own
+        validation is absent from info.data and already reported, so it is not blamed here.
+        """
+        if value is None and "password" in info.data and info.data["password"] is None:
             raise ValueError(
                 "missing secret: set matrix.password or matrix.access_token "
                 "(or AEGIS_MATRIX__PASSWORD / AEGIS_MATRIX__ACCESS_TOKEN)"
             )
-        return self
+        return value
 
 
 class DatabaseSettings(Section):

@@ -46,6 +46,7 @@ def configure(level: str, json_format: bool) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    logging.captureWarnings(True)  # library warnings go through the same (JSON) formatter
     # nio logs request details at INFO/DEBUG; keep it to warnings so nothing sensitive leaks.
     logging.getLogger("nio").setLevel(logging.WARNING)
     logging.getLogger("peewee").setLevel(logging.WARNING)

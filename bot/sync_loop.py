@@ -10,6 +10,7 @@ import asyncio
 import logging
 import random
 import time
+from datetime import datetime, timedelta
 from typing import Any
 
 from nio import (
@@ -37,6 +38,8 @@ SYNC_FILTER: dict[str, Any] = {
 }
 # A gap larger than this is history nobody expects the bot to replay.
 MAX_BACKFILL = 5000
+KEEP_MARKS = timedelta(days=30)
+PRUNE_EVERY = timedelta(hours=1)
 
 
 def _first_sync_timeout() -> int:
@@ -62,6 +65,7 @@ class SyncLoop:
         self.stop = stop
         self.joins: dict[str, int] = {}
         self.started = started
+        self._last_prune: datetime | None = None
 
     async def run(self) -> None:
         async with self.db.transaction() as session:
@@ -108,6 +112,20 @@ class SyncLoop:
             token = response.next_batch
             backoff.reset()
             self.started.set()
+            await self._prune_marks()
+
+    async def _prune_marks(self) -> None:
+        """Handled-event marks only stop replays and gap pagination; after a month neither
+        can reach an event any more, so the table is kept from growing without bound."""
+        now = self.pipeline.clock.now()
+        if self._last_prune and now - self._last_prune < PRUNE_EVERY:
+            return
+        self._last_prune = now
+        try:
+            async with self.db.transaction() as session:
+                await runtime.forget_handled_before(session, now - KEEP_MARKS)
+        except INFRASTRUCTURE_ERRORS as exc:
+            log.warning("could not prune handled-event marks: %r", exc)
 
     async def _crypto_housekeeping(self) -> None:
         """What sync_forever does between syncs: key uploads, queries, claims, to-device."""
@@ -133,7 +151,7 @@ class SyncLoop:
                 self.joins.setdefault(room_id, joined)
         await self._handle_invites(response)
         log.info(
-            "first start: %d rooms joined, their history is not executed", len(response.rooms.join)
+            "first start: the history of %d joined rooms is not executed", len(response.rooms.join)
         )
 
     async def _handle(self, response: SyncResponse) -> None:

@@ -4,6 +4,7 @@ and a homeserver on Synapse's default rate limits still gets every reply."""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import secrets
 from pathlib import Path
@@ -82,8 +83,12 @@ async def test_backlog_sent_while_killed_is_answered_exactly_once_in_order(
         answered = [e for e in world.answered(room) if e in set(commands)]
         assert answered == commands  # every command once, none twice, in order
         assert bot.terminate() == 0
+        log = (tmp_path / "bot.log").read_text()
         # The backlog exceeded one sync's timeline, so the gap was really paginated.
-        assert re.search(r"backfilled [1-9]\d* missed events", (tmp_path / "bot.log").read_text())
+        assert re.search(r"backfilled [1-9]\d* missed events", log)
+        credentials = json.loads((tmp_path / "store" / "credentials.json").read_text())
+        assert world.setup.password not in log
+        assert credentials["access_token"] not in log
     finally:
         bot.kill()
 
@@ -99,7 +104,8 @@ async def test_burst_on_default_rate_limits_gets_every_reply(
         world = await build_world(homeserver_default_limits, make_user, database_url, tmp_path)
         # Only the bot should be throttled: the test's own sends are not what is measured.
         await exempt_from_rate_limits(homeserver_default_limits, world.alice.user_id)
-        bot = BotProcess(world.setup.write_config(), tmp_path / "bot.log")
+        config = world.setup.write_config(logging={"json": True})
+        bot = BotProcess(config, tmp_path / "bot.log")
         try:
             await warm_up(world, bot)
             commands = [
@@ -108,7 +114,7 @@ async def test_burst_on_default_rate_limits_gets_every_reply(
             await wait_until_answered(world, world.coordination, commands, seconds=240)
             answered = [e for e in world.answered(world.coordination) if e in set(commands)]
             assert answered == commands
-            log = (tmp_path / "bot.log").read_text()
-            assert "ratelimited" in log or "M_LIMIT_EXCEEDED" in log, "the burst never hit a 429"
+            entries = [json.loads(line) for line in (tmp_path / "bot.log").read_text().splitlines()]
+            assert any("ratelimited" in e["msg"] for e in entries), "the burst never hit a 429"
         finally:
             bot.kill()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
 
@@ -119,3 +119,13 @@ async def test_concurrent_audit_appends_keep_one_chain(database: Database) -> No
     async with database.transaction() as s:
         result = await audit.verify(s)
     assert result.ok and result.checked == 20
+
+
+async def test_old_handled_marks_are_pruned(database: Database) -> None:
+    async with database.transaction() as s:
+        await runtime.claim_event(s, "$old", "!r", NOW - timedelta(days=40))
+        await runtime.claim_event(s, "$new", "!r", NOW)
+    async with database.transaction() as s:
+        await runtime.forget_handled_before(s, NOW - timedelta(days=30))
+    async with database.transaction() as s:
+        assert await runtime.handled_among(s, ["$old", "$new"]) == {"$new"}

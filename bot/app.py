@@ -20,7 +20,7 @@ from commands import Dispatcher, registry
 from commands.replies import RoomKey
 from config import Settings
 from storage.db import Database
-from workflow import AccessPolicy, RuntimeInfo
+from workflow import AccessPolicy, Policy, RuntimeInfo
 from workflow.clock import Clock, SystemClock
 
 log = logging.getLogger(__name__)
@@ -79,6 +79,10 @@ class Aegis:
             ),
             access=access_policy(self.settings),
             info=RuntimeInfo(bot.__version__, datetime.now(UTC)),
+            policy=Policy(
+                review_days=self.settings.threats.review_days,
+                timezone=ZoneInfo(self.settings.bot.timezone),
+            ),
             clock=self.clock,
             rooms=rooms,
             own_user_id=self.settings.matrix.user_id,

@@ -12,6 +12,7 @@ import re
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -19,13 +20,13 @@ from nio import Event, MegolmEvent, RoomMessageText
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.render import notice
+from bot.render import CREATE_ROOM, MESSAGE, UPLOAD, file_request, notice, room_request
 from commands import Context, Dispatcher
 from commands.replies import Reply, RoomKey, Severity
 from storage import outbox, runtime
 from storage.db import Database
 from storage.store import Store
-from workflow import AccessPolicy, RuntimeInfo, Workflow
+from workflow import AccessPolicy, Policy, RuntimeInfo, Workflow
 from workflow.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,7 @@ class Pipeline:
     dispatcher: Dispatcher
     access: AccessPolicy
     info: RuntimeInfo
+    policy: Policy
     clock: Clock
     rooms: Rooms
     own_user_id: str
@@ -75,7 +77,7 @@ class Pipeline:
     async def handle(self, room_id: str, event: Event) -> None:
         command = self._command_text(event)
         undecryptable = isinstance(event, MegolmEvent) and event.sender != self.own_user_id
-        if not self.rooms.known(room_id) and (command is not None or undecryptable):
+        if (command is not None or undecryptable) and not await self._known(room_id):
             log.warning("ignoring event from an unknown room", extra=_ctx(room_id, event))
             command, undecryptable = None, False
         if command is None:
@@ -90,6 +92,18 @@ class Pipeline:
                 self.wake_sender()
             return
         await self._run_command(room_id, event, command)
+
+    def workflow(self, session: AsyncSession, now: datetime | None = None) -> Workflow:
+        """The rules, bound to this transaction and this moment."""
+        moment = now or self.clock.now()
+        return Workflow(Store(session), moment, self.access, self.info, self.policy)
+
+    async def _known(self, room_id: str) -> bool:
+        """Configured rooms, and the dossier rooms the bot created."""
+        if self.rooms.known(room_id):
+            return True
+        async with self.db.transaction() as session:
+            return await self.workflow(session).dossiers.for_room(room_id) is not None
 
     def _command_text(self, event: Event) -> str | None:
         if not isinstance(event, RoomMessageText) or event.sender == self.own_user_id:
@@ -108,10 +122,10 @@ class Pipeline:
                 now = self.clock.now()
                 if not await runtime.claim_event(session, event.event_id, room_id, now):
                     return
-                workflow = Workflow(Store(session), now, self.access, self.info)
+                workflow = self.workflow(session, now)
                 ctx = Context(
                     actor=event.sender,
-                    roles=workflow.roles_of(event.sender),
+                    roles=await workflow.roles_of(event.sender),
                     room_id=room_id,
                     event_id=event.event_id,
                     now=now,
@@ -139,17 +153,23 @@ class Pipeline:
         self.wake_sender()
 
     async def _enqueue(self, session: AsyncSession, room_id: str, cause: str, reply: Reply) -> None:
+        """The reply, its announcements, files and room request, in the order they must
+        happen; the sender turns the two `aegis.*` kinds into uploads and room creation."""
         now = self.clock.now()
-        messages = [(room_id, notice(reply, in_reply_to=cause))]
+        messages = [(room_id, MESSAGE, notice(reply, in_reply_to=cause))]
         for announcement in reply.also:
             target = self.rooms.by_key[announcement.room]
-            messages.append((target, notice(announcement.reply)))
-        for index, (target, content) in enumerate(messages):
+            messages.append((target, MESSAGE, notice(announcement.reply)))
+        for attachment in reply.attachments:
+            messages.append((room_id, UPLOAD, file_request(attachment, in_reply_to=cause)))
+        if reply.room is not None:
+            messages.append((room_id, CREATE_ROOM, room_request(reply.room)))
+        for index, (target, kind, content) in enumerate(messages):
             await outbox.enqueue(
                 session,
                 txn_id=txn_id(cause, index),
                 room_id=target,
-                event_type="m.room.message",
+                event_type=kind,
                 content=content,
                 now=now,
             )

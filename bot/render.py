@@ -3,10 +3,16 @@ plus the plain-text body clients fall back to."""
 
 from __future__ import annotations
 
+import base64
 from html import escape
 from typing import Any
 
-from commands.replies import Reply, Severity
+from commands.replies import Attachment, Reply, RoomRequest, Severity
+
+MESSAGE = "m.room.message"
+# Outbox kinds that are not a single event: the sender uploads or creates, then sends.
+UPLOAD = "aegis.upload"
+CREATE_ROOM = "aegis.create_room"
 
 MARKS = {
     Severity.INFO: "",
@@ -51,3 +57,22 @@ def notice(reply: Reply, in_reply_to: str | None = None) -> dict[str, Any]:
     if in_reply_to:
         content["m.relates_to"] = {"m.in_reply_to": {"event_id": in_reply_to}}
     return content
+
+
+def file_request(attachment: Attachment, in_reply_to: str) -> dict[str, Any]:
+    return {
+        "filename": attachment.filename,
+        "mimetype": attachment.mimetype,
+        "data": base64.b64encode(attachment.data).decode("ascii"),
+        "in_reply_to": in_reply_to,
+    }
+
+
+def room_request(request: RoomRequest) -> dict[str, Any]:
+    return {
+        "dossier_ref": request.dossier_ref,
+        "name": request.name,
+        "topic": request.topic,
+        "invite": list(request.invite),
+        "welcome": notice(request.welcome),
+    }

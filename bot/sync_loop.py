@@ -27,8 +27,6 @@ from bot.backoff import Backoff, unless_stopped
 from bot.pipeline import INFRASTRUCTURE_ERRORS, Pipeline
 from storage import runtime
 from storage.db import Database
-from storage.store import Store
-from workflow import Workflow
 
 log = logging.getLogger(__name__)
 
@@ -252,20 +250,22 @@ class SyncLoop:
 
     async def _answer_invite(self, room_id: str, inviter: str) -> None:
         access = self.pipeline.access
-        if not access.server_allowed(inviter):
-            why = "inviter's server is not allowed"
-        elif not access.roles_of(inviter):
-            why = "inviter has no role"
-        elif not self.pipeline.rooms.known(room_id):
-            why = "room is not configured"
+        async with self.db.transaction() as session:
+            workflow = self.pipeline.workflow(session)
+            if not access.server_allowed(inviter):
+                why = "inviter's server is not allowed"
+            elif not await workflow.roles_of(inviter):
+                why = "inviter has no role"
+            elif not self.pipeline.rooms.known(room_id):
+                why = "room is not configured"
+            else:
+                why = ""
+            if why:
+                extra = {"room_id": room_id, "sender": inviter}
+                log.warning("declining invite: %s", why, extra=extra)
+                await workflow.refuse(inviter, "invite", room_id, "", why)
+        if why:
+            await self.client.room_leave(room_id)
         else:
             result = await self.client.join(room_id)
             log.info("joined %s on invite from %s: %s", room_id, inviter, type(result).__name__)
-            return
-        log.warning("declining invite: %s", why, extra={"room_id": room_id, "sender": inviter})
-        async with self.db.transaction() as session:
-            workflow = Workflow(
-                Store(session), self.pipeline.clock.now(), access, self.pipeline.info
-            )
-            await workflow.refuse(inviter, "invite", room_id, "", why)
-        await self.client.room_leave(room_id)

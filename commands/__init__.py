@@ -4,15 +4,15 @@ A concern's module declares its commands with `@command`; adding the module to `
 below is all it takes to make them dispatchable and listed in `!help`.
 """
 
-from commands import core
-from commands.arguments import Opt, Rest, UserId, register_type
+from commands import core, dossier, export, role, threat
+from commands.arguments import Kind, Opt, Rest, Spelled, UserId, register_type
 from commands.context import Context
 from commands.declaration import Command, Registry, command
 from commands.dispatcher import Dispatcher
 from commands.errors import ArgumentError
 from commands.replies import Announcement, Reply, RoomKey, Severity
 
-registry = Registry.from_modules(core)
+registry = Registry.from_modules(core, dossier, threat, export, role)
 
 __all__ = [
     "Announcement",
@@ -20,12 +20,14 @@ __all__ = [
     "Command",
     "Context",
     "Dispatcher",
+    "Kind",
     "Opt",
     "Registry",
     "Reply",
     "Rest",
     "RoomKey",
     "Severity",
+    "Spelled",
     "UserId",
     "command",
     "register_type",

@@ -37,6 +37,15 @@ Opt: TypeAlias = Annotated[T, Kind.OPTION]
 Rest: TypeAlias = Annotated[T, Kind.REST]
 """The remaining free text, exactly as typed; required unless the parameter has a default."""
 
+
+@dataclass(frozen=True)
+class Spelled:
+    """An option the sender types differently from its parameter name, such as `level>=3`:
+    `level_min: Annotated[int | None, Kind.OPTION, Spelled("level>")] = None`."""
+
+    key: str
+
+
 UserId = NewType("UserId", str)
 """A Matrix user ID, `@local:server`."""
 

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Union, get_args, get_origin, get_type_hints
 
-from commands.arguments import ArgType, Kind, arg_type
+from commands.arguments import ArgType, Kind, Spelled, arg_type
 from commands.replies import Reply
 from config import Role
 
@@ -31,6 +31,12 @@ class Parameter:
     kind: Kind
     type: ArgType[Any]
     default: object = _REQUIRED
+    spelled: str | None = None
+
+    @property
+    def key(self) -> str:
+        """What the sender types before `=`."""
+        return self.spelled or self.name
 
     @property
     def has_default(self) -> bool:
@@ -56,7 +62,7 @@ class Command:
 
     @property
     def options(self) -> dict[str, Parameter]:
-        return {p.name.lower(): p for p in self.parameters if p.kind is Kind.OPTION}
+        return {p.key.lower(): p for p in self.parameters if p.kind is Kind.OPTION}
 
 
 def command(
@@ -115,28 +121,30 @@ def _parameters(handler: Handler) -> tuple[tuple[Parameter, ...], bool]:
         if hint is Registry:
             wants_registry = True
             continue
-        kind, value_type = _kind_of(hint)
+        kind, value_type, spelled = _kind_of(hint)
         try:
             parsed = arg_type(value_type)
         except TypeError as unknown:
             raise TypeError(f"{where}: parameter {param.name}: {unknown}") from None
-        parameters.append(Parameter(param.name, kind, parsed, param.default))
+        parameters.append(Parameter(param.name, kind, parsed, param.default, spelled))
     if sum(p.kind is Kind.REST for p in parameters) > 1:
         raise TypeError(f"{where}: only one parameter can take the rest of the text")
     return tuple(parameters), wants_registry
 
 
-def _kind_of(hint: object) -> tuple[Kind, object]:
-    kind = Kind.POSITIONAL
+def _kind_of(hint: object) -> tuple[Kind, object, str | None]:
+    kind, spelled = Kind.POSITIONAL, None
     if get_origin(hint) is Annotated:
-        kind = next((m for m in hint.__metadata__ if isinstance(m, Kind)), kind)  # type: ignore[attr-defined]
+        metadata = hint.__metadata__  # type: ignore[attr-defined]
+        kind = next((m for m in metadata if isinstance(m, Kind)), kind)
+        spelled = next((m.key for m in metadata if isinstance(m, Spelled)), None)
         hint = get_args(hint)[0]
     if get_origin(hint) in (Union, types.UnionType):
         # `X | None` only says the default may be None; the sender still types an X.
         members = [arg for arg in get_args(hint) if arg is not type(None)]
         if len(members) == 1:
             hint = members[0]
-    return kind, hint
+    return kind, hint, spelled
 
 
 class Registry:

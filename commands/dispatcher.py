@@ -15,6 +15,7 @@ from commands.errors import ArgumentError
 from commands.help import suggestion, usage
 from commands.replies import Reply, Severity
 from commands.tokens import TokenError, tokenize
+from workflow.errors import Refused
 
 _WORD = re.compile(r"\S+")
 # Only a bounded prefix of an unknown command is echoed back or written to the audit trail.
@@ -36,11 +37,13 @@ class Dispatcher:
         )
 
     async def dispatch(self, body: str, ctx: Context) -> Reply:
+        """Every input ends as a Reply; only a handler's own failures escape."""
         size = len(body.encode("utf-8", errors="surrogatepass"))
         if size > self.max_bytes:
             return _error(f"refused: command text is {size} bytes; the limit is {self.max_bytes}")
         if not self.is_command(body):
             return _error(f"Not a command; commands start with {self.prefix}")
+        body = storable(body)
         text = body.lstrip()[len(self.prefix) :]
         words = list(_WORD.finditer(text))
         found = self.registry.resolve([word.group() for word in words])
@@ -65,7 +68,14 @@ class Dispatcher:
             return self._wrong_arguments(declared, str(wrong))
         if declared.wants_registry:
             values["registry"] = self.registry
-        return await declared.handler(ctx, **values)
+        try:
+            return await declared.handler(ctx, **values)
+        except Refused as refusal:
+            # The rules said no before writing anything: the sender learns why, nothing else.
+            return _error(str(refusal))
+        except ArgumentError as wrong:
+            # A check across arguments that only the handler can make (a range, a pair).
+            return self._wrong_arguments(declared, str(wrong))
 
     async def _refuse(self, ctx: Context, name: str, why: str) -> Reply:
         await ctx.workflow.refuse(ctx.actor, name, f"command:{name}", ctx.event_id, why)
@@ -93,3 +103,9 @@ class Dispatcher:
 
 def _error(title: str, lines: tuple[str, ...] = ()) -> Reply:
     return Reply(title, Severity.ERROR, lines=lines)
+
+
+def storable(text: str) -> str:
+    """What a database can hold: JSON may smuggle in lone surrogates, and PostgreSQL refuses
+    NUL characters in text, so neither reaches the workflow or the audit trail."""
+    return text.encode("utf-8", errors="replace").decode("utf-8").replace("\x00", "\ufffd")

@@ -19,7 +19,7 @@ def usage(declared: Command, prefix: str) -> str:
 
 def _shape(param: Parameter) -> str:
     if param.kind is Kind.OPTION:
-        shape = f"{param.name}=<{param.type.name}>"
+        shape = f"{param.key}=<{param.type.name}>"
     elif param.kind is Kind.REST:
         shape = f"<{param.name}…>"
     else:

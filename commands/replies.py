@@ -33,6 +33,28 @@ class Reply:
     fields: tuple[tuple[str, str], ...] = ()
     code: str | None = None
     also: tuple[Announcement, ...] = field(default=())
+    attachments: tuple[Attachment, ...] = ()
+    room: RoomRequest | None = None
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file uploaded to the room after the reply (an export, a full agenda)."""
+
+    filename: str
+    mimetype: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class RoomRequest:
+    """Ask the runtime for a dedicated encrypted room, linked to a dossier once created."""
+
+    dossier_ref: str
+    name: str
+    topic: str
+    invite: tuple[str, ...]
+    welcome: Reply
 
 
 @dataclass(frozen=True)

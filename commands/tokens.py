@@ -19,7 +19,8 @@ _CLOSERS = {
     "‘": "’‘",
     "«": "»",
 }
-_KEY = re.compile(r"([A-Za-z][A-Za-z0-9_-]*)=")
+# `level>=3` is the key `level>` with the value 3: comparisons read naturally in filters.
+_KEY = re.compile(r"([A-Za-z][A-Za-z0-9_-]*[<>]?)=")
 
 
 class TokenError(ValueError):

@@ -121,6 +121,10 @@ class RoomSettings(Section):
     early_warning: RoomRef
 
 
+class ThreatSettings(Section):
+    review_days: int = Field(default=30, ge=1, le=366)
+
+
 class LoggingSettings(Section):
     level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
     json_format: bool = Field(default=False, alias="json")
@@ -138,6 +142,7 @@ class Settings(BaseSettings):
     bot: BotSettings = BotSettings()
     rooms: RoomSettings
     roles: dict[UserId, list[Role]] = {}
+    threats: ThreatSettings = ThreatSettings()
     allowed_servers: list[ServerName] = Field(
         default=[], description="servers whose users may command the bot; empty: its own only"
     )

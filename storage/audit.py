@@ -105,3 +105,35 @@ async def verify(session: AsyncSession) -> VerifyResult:
             return VerifyResult(checked, entry.seq, "content does not match its hash")
         prev_hash, expected_seq = entry.hash, expected_seq + 1
     return VerifyResult(checked, None)
+
+
+@dataclass(frozen=True)
+class AuditRecordRow:
+    seq: int
+    at: datetime
+    actor: str
+    role: str
+    action: str
+    target: str
+    event_id: str
+    detail: dict[str, Any]
+
+
+async def entries_for(session: AsyncSession, target: str) -> list[AuditRecordRow]:
+    """A dossier's own trail, for exports: everything recorded with it as the target."""
+    rows = await session.scalars(
+        select(AuditEntry).where(AuditEntry.target == target).order_by(AuditEntry.seq)
+    )
+    return [
+        AuditRecordRow(
+            r.seq,
+            r.at if r.at.tzinfo else r.at.replace(tzinfo=UTC),
+            r.actor,
+            r.role,
+            r.action,
+            r.target,
+            r.event_id,
+            json.loads(r.detail),
+        )
+        for r in rows
+    ]

@@ -1,13 +1,17 @@
-"""The storage interface the workflow is given: one transaction, queries by intent."""
+"""The storage interface the workflow is given: one transaction, queries by intent.
+
+The workflow never sees a session or a statement; it asks for what it needs by name."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage import audit
+from storage import audit, dossiers, roles
+from workflow.model import Assessment, Dossier, DossierFilter, TimelineEntry
 
 
 class Store:
@@ -27,3 +31,69 @@ class Store:
     ) -> int:
         record = audit.AuditRecord(actor, role, action, target, event_id, detail)
         return await audit.append(self.session, record, now)
+
+    async def audit_entries(self, target: str) -> list[audit.AuditRecordRow]:
+        return await audit.entries_for(self.session, target)
+
+    async def role_changes(self, user_id: str) -> dict[str, bool]:
+        return await roles.changes_for(self.session, user_id)
+
+    async def all_role_changes(self) -> dict[str, dict[str, bool]]:
+        return await roles.all_changes(self.session)
+
+    async def set_role(
+        self, user_id: str, role: str, granted: bool, by: str, now: datetime
+    ) -> None:
+        await roles.set_role(self.session, user_id, role, granted, by, now)
+
+    async def next_dossier_sequence(self, year: int) -> int:
+        return await dossiers.next_sequence(self.session, year)
+
+    async def insert_dossier(self, fields: dict[str, Any], subjects: Sequence[str]) -> Dossier:
+        return await dossiers.insert(self.session, fields, subjects)
+
+    async def dossier(self, ref: str) -> Dossier | None:
+        return await dossiers.get(self.session, ref)
+
+    async def dossier_for_room(self, room_id: str) -> str | None:
+        return await dossiers.ref_for_room(self.session, room_id)
+
+    async def update_dossier(self, ref: str, fields: dict[str, Any]) -> None:
+        await dossiers.update_fields(self.session, ref, fields)
+
+    async def replace_subjects(self, ref: str, subjects: Sequence[str]) -> None:
+        await dossiers.replace_subjects(self.session, ref, subjects)
+
+    async def add_timeline(
+        self, ref: str, *, at: datetime, actor: str, kind: str, text: str, event_id: str
+    ) -> None:
+        await dossiers.add_timeline(
+            self.session, ref, at=at, actor=actor, kind=kind, text=text, event_id=event_id
+        )
+
+    async def add_note(
+        self, ref: str, *, author: str, text: str, at: datetime, event_id: str
+    ) -> None:
+        await dossiers.add_note(
+            self.session, ref, author=author, text=text, at=at, event_id=event_id
+        )
+
+    async def add_assessment(self, assessment: Assessment, event_id: str) -> None:
+        await dossiers.add_assessment(self.session, assessment, event_id)
+
+    async def assessments(self, ref: str, limit: int | None = None) -> list[Assessment]:
+        return await dossiers.assessments(self.session, ref, limit)
+
+    async def timeline(self, ref: str, limit: int | None = None) -> list[TimelineEntry]:
+        return await dossiers.timeline(self.session, ref, limit)
+
+    async def notes(self, ref: str) -> list[tuple[datetime, str, str]]:
+        return await dossiers.notes(self.session, ref)
+
+    async def list_dossiers(
+        self, wanted: DossierFilter, offset: int, limit: int
+    ) -> tuple[list[Dossier], int]:
+        return await dossiers.listing(self.session, wanted, offset, limit)
+
+    async def find_dossiers(self, text: str, limit: int) -> list[Dossier]:
+        return await dossiers.find(self.session, text, limit)

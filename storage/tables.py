@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -73,3 +73,100 @@ class AuditEntry(Base):
     hash: Mapped[str] = mapped_column(String(64))
 
     __table_args__ = (Index("ix_audit_target", "target"),)
+
+
+class DossierCounter(Base):
+    """One row per year; incremented inside the opening transaction, so IDs have no gaps."""
+
+    __tablename__ = "dossier_counters"
+    year: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last: Mapped[int] = mapped_column(Integer)
+
+
+class DossierRow(Base):
+    __tablename__ = "dossiers"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ref: Mapped[str] = mapped_column(String(16), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    category: Mapped[str] = mapped_column(String(32))
+    title: Mapped[str] = mapped_column(String(300))
+    status: Mapped[str] = mapped_column(String(8))
+    basis: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    external_ref: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    lead: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    starts_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    ends_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    room_id: Mapped[str | None] = mapped_column(String(255), nullable=True, unique=True)
+    created_by: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    level: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    level_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    __table_args__ = (
+        Index("ix_dossiers_activity", "status", "updated_at"),
+        Index("ix_dossiers_kind", "kind", "updated_at"),
+        Index("ix_dossiers_lead", "lead"),
+        Index("ix_dossiers_level", "level"),
+    )
+
+
+class SubjectRow(Base):
+    """The persons a dossier covers: one dossier can protect a whole family."""
+
+    __tablename__ = "dossier_subjects"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    dossier_id: Mapped[int] = mapped_column(ForeignKey("dossiers.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+
+
+class NoteRow(Base):
+    __tablename__ = "dossier_notes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    dossier_id: Mapped[int] = mapped_column(ForeignKey("dossiers.id"), index=True)
+    author: Mapped[str] = mapped_column(String(255))
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    event_id: Mapped[str] = mapped_column(String(255))
+
+
+class AssessmentRow(Base):
+    __tablename__ = "threat_assessments"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    dossier_id: Mapped[int] = mapped_column(ForeignKey("dossiers.id"))
+    level: Mapped[int] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(String(16))
+    summary: Mapped[str] = mapped_column(Text)
+    external_ref: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    review_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    assessed_by: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    event_id: Mapped[str] = mapped_column(String(255))
+
+    __table_args__ = (Index("ix_assessments_dossier", "dossier_id", "id"),)
+
+
+class TimelineRow(Base):
+    """Every change to a dossier, in order: who, when, what, and from which Matrix event."""
+
+    __tablename__ = "dossier_timeline"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    dossier_id: Mapped[int] = mapped_column(ForeignKey("dossiers.id"))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    actor: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(32))
+    text: Mapped[str] = mapped_column(Text)
+    event_id: Mapped[str] = mapped_column(String(255))
+
+    __table_args__ = (Index("ix_timeline_dossier", "dossier_id", "id"),)
+
+
+class RoleGrant(Base):
+    """Grants and revocations made in chat; the config file's roles are the seed under them."""
+
+    __tablename__ = "role_grants"
+    user_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16), primary_key=True)
+    granted: Mapped[bool] = mapped_column(Boolean)
+    changed_by: Mapped[str] = mapped_column(String(255))
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

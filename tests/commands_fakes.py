@@ -37,6 +37,9 @@ class RecordingSink:
         self.rows.append(row)
         return len(self.rows)
 
+    async def role_changes(self, user_id: str) -> dict[str, bool]:
+        return {}
+
 
 def make_context(
     *roles: Role, room_id: str = "!ops:example.org", prefix: str = "!"

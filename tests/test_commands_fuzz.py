@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from commands import Dispatcher, Reply, registry
+from commands import Dispatcher, Reply
 from config import Role
+from storage.db import Database
 from tests.commands_fakes import make_context, test_registry
+from tests.support.chat import Chat
 
 _QUOTES = ['"', "'", "“", "”", "„", "‘", "’", "«", "»"]
 _WORDS = [
@@ -38,6 +44,22 @@ _WORDS = [
     "vrijdag",
     "14u",
     "9h30",
+    "dossier",
+    "open",
+    "person",
+    "event",
+    "show",
+    "find",
+    "note",
+    "edit",
+    "close",
+    "timeline",
+    "export",
+    "role",
+    "revoke",
+    "level>=",
+    "category=summit",
+    "D-2026-0001",
 ]
 _word = st.one_of(
     st.sampled_from(_WORDS),
@@ -68,17 +90,32 @@ _garbled = st.one_of(
     st.binary(max_size=100).map(lambda b: "!" + b.decode("utf-8", errors="surrogateescape")),
 )
 _roles = st.frozensets(st.sampled_from(list(Role)))
+FUZZER = "@fuzzer:aegis.test"
+
+
+@pytest.fixture
+async def sqlite(tmp_path: Path) -> AsyncIterator[Database]:
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'fuzz.db'}")
+    await db.migrate()
+    yield db
+    await db.close()
 
 
 @settings(
     max_examples=1000,
     deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.function_scoped_fixture,  # one database for all examples, on purpose
+    ],
 )
 @given(body=_garbled, roles=_roles)
-async def test_real_registry_always_replies(body: str, roles: frozenset[Role]) -> None:
-    ctx, _ = make_context(*roles)
-    reply = await Dispatcher(registry, "!", 4096).dispatch(body, ctx)
+async def test_real_registry_always_replies(
+    sqlite: Database, body: str, roles: frozenset[Role]
+) -> None:
+    """Through the real workflow and database: every command family, not only the parser."""
+    reply = await Chat(sqlite, {FUZZER: set(roles)}).say(FUZZER, body)
     assert isinstance(reply, Reply)
 
 

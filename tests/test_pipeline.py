@@ -19,7 +19,7 @@ from commands.replies import RoomKey
 from config import Role
 from storage import outbox
 from storage.db import Database
-from workflow import AccessPolicy, RuntimeInfo
+from workflow import AccessPolicy, Policy, RuntimeInfo
 
 ROOM = "!coordination"
 ALICE = "@alice:aegis.test"
@@ -48,6 +48,7 @@ def make_pipeline(db: Database, keys_requested: list[str]) -> Pipeline:
         dispatcher=Dispatcher(Registry.from_modules(core, sys.modules[__name__]), "!", 4096),
         access=AccessPolicy({ALICE: frozenset({Role.LIAISON})}, frozenset(), "aegis.test"),
         info=RuntimeInfo("test", datetime(2026, 11, 28, tzinfo=UTC)),
+        policy=Policy(),
         clock=FixedClock(),
         rooms=Rooms(rooms),
         own_user_id=BOT,

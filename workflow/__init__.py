@@ -3,6 +3,7 @@
 It knows neither Matrix nor SQL: it is handed a storage interface and the current time.
 """
 
-from workflow.core import AccessPolicy, RuntimeInfo, Workflow
+from workflow.core import AccessPolicy, Policy, RuntimeInfo, Workflow
+from workflow.errors import Refused
 
-__all__ = ["AccessPolicy", "RuntimeInfo", "Workflow"]
+__all__ = ["AccessPolicy", "Policy", "Refused", "RuntimeInfo", "Workflow"]

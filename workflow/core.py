@@ -1,32 +1,23 @@
-"""Who may act, and the audit trail every effect and refusal goes to."""
+"""Who may act, the audit trail every effect and refusal goes to, and the services the
+commands, reactions and scheduler share."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from config import Role
 
-
-class AuditSink(Protocol):
-    async def append_audit(
-        self,
-        *,
-        actor: str,
-        role: str,
-        action: str,
-        target: str,
-        event_id: str,
-        detail: dict[str, Any],
-        now: datetime,
-    ) -> int: ...
+if TYPE_CHECKING:
+    from storage.store import Store
 
 
 @dataclass(frozen=True)
 class AccessPolicy:
-    """Roles seeded from the config; a user with none may not command the bot."""
+    """Roles seeded from the config; grants made in chat are layered over them."""
 
     roles: Mapping[str, frozenset[Role]]
     allowed_servers: frozenset[str]
@@ -38,10 +29,14 @@ class AccessPolicy:
             return server == self.home_server
         return server in self.allowed_servers
 
-    def roles_of(self, user_id: str) -> frozenset[Role]:
-        if not self.server_allowed(user_id):
-            return frozenset()
-        return self.roles.get(user_id, frozenset())
+
+@dataclass(frozen=True)
+class Policy:
+    """Tunable rules from the config."""
+
+    review_days: int = 30
+    page_size: int = 20
+    timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Europe/Brussels"))
 
 
 @dataclass(frozen=True)
@@ -54,15 +49,37 @@ class Workflow:
     """Bound to one transaction: everything it records commits with the event that caused it."""
 
     def __init__(
-        self, store: AuditSink, now: datetime, access: AccessPolicy, info: RuntimeInfo
+        self,
+        store: Store,
+        now: datetime,
+        access: AccessPolicy,
+        info: RuntimeInfo,
+        policy: Policy | None = None,
     ) -> None:
+        from workflow.dossiers import DossierRules
+        from workflow.roles import RoleRules
+        from workflow.threats import ThreatRules
+
         self.store = store
         self.now = now
         self.access = access
         self.info = info
+        self.policy = policy or Policy()
+        self.dossiers = DossierRules(self)
+        self.threats = ThreatRules(self)
+        self.roles = RoleRules(self)
 
-    def roles_of(self, user_id: str) -> frozenset[Role]:
-        return self.access.roles_of(user_id)
+    async def roles_of(self, user_id: str) -> frozenset[Role]:
+        """Seed ∪ grants − revocations; a user on a server not allowed has none at all."""
+        if not self.access.server_allowed(user_id):
+            return frozenset()
+        roles = set(self.access.roles.get(user_id, frozenset()))
+        for role, granted in (await self.store.role_changes(user_id)).items():
+            if granted:
+                roles.add(Role(role))
+            else:
+                roles.discard(Role(role))
+        return frozenset(roles)
 
     async def audit(
         self,
@@ -72,7 +89,7 @@ class Workflow:
         event_id: str,
         detail: dict[str, Any] | None = None,
     ) -> None:
-        roles = ",".join(sorted(self.roles_of(actor)))
+        roles = ",".join(sorted(await self.roles_of(actor)))
         await self.store.append_audit(
             actor=actor,
             role=roles,

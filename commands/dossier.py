@@ -1,0 +1,323 @@
+"""`!dossier …`: open, follow, search and close protection dossiers."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Any
+
+from commands.arguments import Kind, Opt, Rest, Spelled, UserId, register_type
+from commands.context import Context
+from commands.declaration import command
+from commands.errors import ArgumentError, shown
+from commands.formatting import level, one_line, period, when
+from commands.replies import Reply, RoomRequest, Severity
+from config import Role
+from workflow.model import Basis, DossierFilter, DossierKind, DossierStatus, TimelineEntry
+
+DOSSIER_RE = re.compile(r"^D-\d{4}-\d{4,}$", re.IGNORECASE)
+
+
+class DossierRef(str):
+    """`D-2026-0007`; in a dossier's own room it may be left out."""
+
+
+def _parse_ref(text: str, ctx: Context) -> DossierRef:
+    if not DOSSIER_RE.match(text.strip()):
+        raise ArgumentError(f"{shown(text)} is not a dossier ID like D-2026-0007")
+    return DossierRef(text.strip().upper())
+
+
+async def _room_dossier(ctx: Context) -> DossierRef:
+    ref = await ctx.workflow.dossiers.for_room(ctx.room_id)
+    if ref is None:
+        raise ArgumentError("name the dossier (D-2026-0007); only a dossier's own room may omit it")
+    return DossierRef(ref)
+
+
+register_type(
+    DossierRef,
+    _parse_ref,
+    name="D-id",
+    omitted=_room_dossier,
+    looks_like=lambda word: bool(DOSSIER_RE.match(word)),
+)
+
+
+class ListStatus(str):
+    pass
+
+
+STATUSES = {"open": DossierStatus.OPEN, "closed": DossierStatus.CLOSED, "all": None}
+
+
+def _parse_status(text: str, ctx: Context) -> ListStatus:
+    if text.lower() not in STATUSES:
+        raise ArgumentError(f"{shown(text)} is not one of: open, closed, all")
+    return ListStatus(text.lower())
+
+
+register_type(ListStatus, _parse_status, name="open|closed|all")
+
+
+class Names(tuple[str, ...]):
+    """Comma-separated names: the persons a dossier covers."""
+
+
+def _parse_names(text: str, ctx: Context) -> Names:
+    names = Names(part.strip() for part in text.split(",") if part.strip())
+    if not names or any(len(n) > 200 for n in names):
+        raise ArgumentError(f"{shown(text)}: give comma-separated names of at most 200 characters")
+    return names
+
+
+register_type(Names, _parse_names, name="name,name")
+
+
+class UserList(tuple[str, ...]):
+    """Comma-separated Matrix user IDs."""
+
+
+def _parse_users(text: str, ctx: Context) -> UserList:
+    from config.settings import USER_ID_RE
+
+    users = UserList(part.strip() for part in text.split(",") if part.strip())
+    bad = [u for u in users if not USER_ID_RE.match(u)]
+    if not users or bad:
+        raise ArgumentError(f"{shown(', '.join(bad) or text)} is not a list of @user:server IDs")
+    return users
+
+
+register_type(UserList, _parse_users, name="@a,@b")
+
+
+@command(
+    "dossier open",
+    role=Role.LIAISON,
+    help="Open a dossier on a protected person, institution or event.",
+    examples=[
+        '!dossier open person "Visit of the President of X" category=head-of-state '
+        'start="volgende maandag 9u" end="volgende vrijdag 18u" basis=status ref=BZ/2026/117',
+        '!dossier open institution "Embassy of Y" category=embassy basis=threat',
+    ],
+)
+async def dossier_open(
+    ctx: Context,
+    kind: DossierKind,
+    title: str,
+    category: Opt[str | None] = None,
+    start: Opt[datetime | None] = None,
+    end: Opt[datetime | None] = None,
+    basis: Opt[Basis | None] = None,
+    ref: Opt[str | None] = None,
+    lead: Opt[UserId | None] = None,
+    subjects: Opt[Names | None] = None,
+) -> Reply:
+    dossier = await ctx.workflow.dossiers.open(
+        ctx.actor,
+        ctx.event_id,
+        kind=kind,
+        title=title,
+        category=category,
+        starts_at=start,
+        ends_at=end,
+        basis=basis,
+        external_ref=ref,
+        lead=lead,
+        subjects=subjects or (),
+    )
+    return Reply(
+        f"Opened {dossier.ref}",
+        Severity.SUCCESS,
+        fields=(
+            ("Dossier", f"{dossier.kind}/{dossier.category}: {dossier.title}"),
+            ("Period", period(dossier, ctx.tz)),
+            ("Lead", dossier.lead or "—"),
+        ),
+    )
+
+
+@command(
+    "dossier show",
+    help="A dossier's summary, current threat level and recent activity.",
+    examples=["!dossier show D-2026-0007"],
+)
+async def dossier_show(ctx: Context, dossier: DossierRef) -> Reply:
+    view = await ctx.workflow.dossiers.view(dossier)
+    d = view.dossier
+    fields = [
+        ("Kind", f"{d.kind}/{d.category}"),
+        ("Status", str(d.status)),
+        ("Threat level", level(d, ctx.now)),
+        ("Period", period(d, ctx.tz)),
+        ("Basis", str(d.basis or "—")),
+        ("Reference", d.external_ref or "—"),
+        ("Lead", d.lead or "—"),
+        ("Subjects", ", ".join(d.subjects) or "—"),
+        ("Measures", "none active or pending"),
+    ]
+    if view.latest is not None:
+        fields.append(("Review due", when(view.latest.review_at, ctx.tz)))
+    return Reply(
+        f"{d.ref} — {d.title}",
+        fields=tuple(fields),
+        lines=tuple(_entry(e, ctx) for e in view.recent),
+    )
+
+
+def _entry(entry: TimelineEntry, ctx: Context) -> str:
+    return f"{when(entry.at, ctx.tz)} · {entry.actor} · {entry.kind}: {entry.text}"
+
+
+@command(
+    "dossier list",
+    help="Dossiers, newest activity first, 20 a page.",
+    examples=[
+        "!dossier list",
+        "!dossier list kind=event level>=3",
+        "!dossier list status=all page=2",
+    ],
+)
+async def dossier_list(
+    ctx: Context,
+    status: Opt[ListStatus | None] = None,
+    kind: Opt[DossierKind | None] = None,
+    level_min: Annotated[int | None, Kind.OPTION, Spelled("level>")] = None,
+    lead: Opt[UserId | None] = None,
+    page: Opt[int | None] = None,
+) -> Reply:
+    if level_min is not None and not 1 <= level_min <= 4:
+        raise ArgumentError("level>: must be 1, 2, 3 or 4")
+    wanted = DossierFilter(
+        status=STATUSES[status or "open"], kind=kind, level_min=level_min, lead=lead
+    )
+    result = await ctx.workflow.dossiers.page(wanted, page or 1)
+    if not result.dossiers:
+        return Reply("No dossiers match.")
+    return Reply(
+        f"Dossiers {result.page}/{result.pages} ({result.total} in all)",
+        lines=tuple(one_line(d, ctx.now) for d in result.dossiers),
+    )
+
+
+@command(
+    "dossier find",
+    help="Search dossier titles, IDs, references and notes.",
+    examples=["!dossier find embassy", "!dossier find BZ/2026"],
+)
+async def dossier_find(ctx: Context, text: Rest[str]) -> Reply:
+    found = await ctx.workflow.dossiers.find(text)
+    if not found:
+        return Reply(f"Nothing found for “{text.strip()}”.")
+    return Reply(
+        f"{len(found)} found for “{text.strip()}”", lines=tuple(one_line(d, ctx.now) for d in found)
+    )
+
+
+@command(
+    "dossier note",
+    role=Role.LIAISON,
+    help="Add a note to a dossier's timeline.",
+    examples=["!dossier note D-2026-0007 Motorcade route confirmed with the local police."],
+)
+async def dossier_note(ctx: Context, dossier: DossierRef, text: Rest[str]) -> Reply:
+    await ctx.workflow.dossiers.note(ctx.actor, ctx.event_id, dossier, text)
+    return Reply(f"Note added to {dossier}", Severity.SUCCESS)
+
+
+@command(
+    "dossier edit",
+    role=Role.LIAISON,
+    help="Change fields of an open dossier.",
+    examples=['!dossier edit D-2026-0007 end="vendredi prochain 18h" lead=@anna:nccn.example'],
+)
+async def dossier_edit(
+    ctx: Context,
+    dossier: DossierRef,
+    title: Opt[str | None] = None,
+    category: Opt[str | None] = None,
+    start: Opt[datetime | None] = None,
+    end: Opt[datetime | None] = None,
+    basis: Opt[Basis | None] = None,
+    ref: Opt[str | None] = None,
+    lead: Opt[UserId | None] = None,
+    subjects: Opt[Names | None] = None,
+) -> Reply:
+    given: dict[str, Any] = {
+        "title": title,
+        "category": category,
+        "starts_at": start,
+        "ends_at": end,
+        "basis": basis,
+        "external_ref": ref,
+        "lead": lead,
+        "subjects": subjects,
+    }
+    changes = {key: value for key, value in given.items() if value is not None}
+    updated = await ctx.workflow.dossiers.edit(ctx.actor, ctx.event_id, dossier, changes)
+    return Reply(
+        f"Updated {updated.ref}", Severity.SUCCESS, fields=(("Period", period(updated, ctx.tz)),)
+    )
+
+
+@command(
+    "dossier close",
+    role=Role.LIAISON,
+    help="Close a dossier; it becomes read-only.",
+    examples=["!dossier close D-2026-0007 visit ended without incident"],
+)
+async def dossier_close(ctx: Context, dossier: DossierRef, reason: Rest[str]) -> Reply:
+    await ctx.workflow.dossiers.close(ctx.actor, ctx.event_id, dossier, reason)
+    return Reply(f"Closed {dossier}", Severity.SUCCESS, fields=(("Reason", reason),))
+
+
+@command(
+    "dossier reopen",
+    role=Role.LIAISON,
+    help="Reopen a closed dossier.",
+    examples=["!dossier reopen D-2026-0007 new threats reported"],
+)
+async def dossier_reopen(ctx: Context, dossier: DossierRef, reason: Rest[str]) -> Reply:
+    await ctx.workflow.dossiers.reopen(ctx.actor, ctx.event_id, dossier, reason)
+    return Reply(f"Reopened {dossier}", Severity.SUCCESS, fields=(("Reason", reason),))
+
+
+@command(
+    "dossier timeline",
+    help="Every assessment, note, change and decision on a dossier.",
+    examples=["!dossier timeline D-2026-0007"],
+)
+async def dossier_timeline(ctx: Context, dossier: DossierRef) -> Reply:
+    entries = await ctx.workflow.dossiers.timeline(dossier)
+    return Reply(
+        f"Timeline of {dossier} ({len(entries)} entries)",
+        lines=tuple(_entry(e, ctx) for e in entries),
+    )
+
+
+@command(
+    "dossier room",
+    role=Role.LIAISON,
+    help="Create an encrypted room for a dossier; in it, dossier commands may omit the ID.",
+    examples=["!dossier room D-2026-0007 invite=@anna:nccn.example,@bert:police.example"],
+)
+async def dossier_room(
+    ctx: Context, dossier: DossierRef, invite: Opt[UserList | None] = None
+) -> Reply:
+    d = await ctx.workflow.dossiers.request_room(ctx.actor, ctx.event_id, dossier, invite or ())
+    welcome = Reply(
+        f"Room of {d.ref} — {d.title}",
+        lines=(f"Dossier commands here may leave out the ID, e.g. {ctx.prefix}dossier show",),
+    )
+    return Reply(
+        f"Creating the room of {d.ref}",
+        Severity.SUCCESS,
+        fields=(("Invited", ", ".join([ctx.actor, *(invite or ())])),),
+        room=RoomRequest(
+            dossier_ref=d.ref,
+            name=f"{d.ref} {d.title}"[:120],
+            topic=f"Aegis dossier {d.ref} ({d.kind}/{d.category})",
+            invite=tuple(dict.fromkeys([ctx.actor, *(invite or ())])),
+            welcome=welcome,
+        ),
+    )

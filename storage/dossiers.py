@@ -1,0 +1,285 @@
+"""Queries for dossiers, their subjects, notes, assessments and timeline."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import exists, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.runtime import dialect
+from storage.tables import (
+    AssessmentRow,
+    DossierCounter,
+    DossierRow,
+    NoteRow,
+    SubjectRow,
+    TimelineRow,
+)
+from workflow.model import (
+    Assessment,
+    Basis,
+    Dossier,
+    DossierFilter,
+    DossierKind,
+    DossierStatus,
+    Source,
+    ThreatLevel,
+    TimelineEntry,
+)
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; everything above storage is UTC-aware."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+def _aware(value: datetime) -> datetime:
+    result = _utc(value)
+    assert result is not None
+    return result
+
+
+def _dossier(row: DossierRow, subjects: Sequence[str] = ()) -> Dossier:
+    return Dossier(
+        ref=row.ref,
+        kind=DossierKind(row.kind),
+        category=row.category,
+        title=row.title,
+        status=DossierStatus(row.status),
+        basis=Basis(row.basis) if row.basis else None,
+        external_ref=row.external_ref,
+        lead=row.lead,
+        starts_at=_utc(row.starts_at),
+        ends_at=_utc(row.ends_at),
+        room_id=row.room_id,
+        created_by=row.created_by,
+        created_at=_aware(row.created_at),
+        updated_at=_aware(row.updated_at),
+        level=ThreatLevel(row.level) if row.level else None,
+        level_at=_utc(row.level_at),
+        subjects=tuple(subjects),
+    )
+
+
+async def next_sequence(session: AsyncSession, year: int) -> int:
+    """Atomic increment of the year's counter; rolled back with the transaction, so the
+    sequence has no gaps, and row-locked (PostgreSQL) or database-locked (SQLite)."""
+    insert = pg_insert if dialect(session) == "postgresql" else sqlite_insert
+    stmt = (
+        insert(DossierCounter)
+        .values(year=year, last=1)
+        .on_conflict_do_update(index_elements=["year"], set_={"last": DossierCounter.last + 1})
+        .returning(DossierCounter.last)
+    )
+    return int((await session.execute(stmt)).scalar_one())
+
+
+async def insert(session: AsyncSession, fields: dict[str, Any], subjects: Sequence[str]) -> Dossier:
+    row = DossierRow(**fields)
+    session.add(row)
+    await session.flush()
+    for name in subjects:
+        session.add(SubjectRow(dossier_id=row.id, name=name))
+    return _dossier(row, subjects)
+
+
+async def _row(session: AsyncSession, ref: str) -> DossierRow | None:
+    return (await session.scalars(select(DossierRow).where(DossierRow.ref == ref))).first()
+
+
+async def get(session: AsyncSession, ref: str) -> Dossier | None:
+    row = await _row(session, ref)
+    if row is None:
+        return None
+    names = await session.scalars(
+        select(SubjectRow.name).where(SubjectRow.dossier_id == row.id).order_by(SubjectRow.id)
+    )
+    return _dossier(row, list(names))
+
+
+async def ref_for_room(session: AsyncSession, room_id: str) -> str | None:
+    return (
+        await session.scalars(select(DossierRow.ref).where(DossierRow.room_id == room_id))
+    ).first()
+
+
+async def update_fields(session: AsyncSession, ref: str, fields: dict[str, Any]) -> None:
+    await session.execute(update(DossierRow).where(DossierRow.ref == ref).values(**fields))
+
+
+async def replace_subjects(session: AsyncSession, ref: str, subjects: Sequence[str]) -> None:
+    row = await _row(session, ref)
+    assert row is not None
+    for old in await session.scalars(select(SubjectRow).where(SubjectRow.dossier_id == row.id)):
+        await session.delete(old)
+    for name in subjects:
+        session.add(SubjectRow(dossier_id=row.id, name=name))
+
+
+async def _id(session: AsyncSession, ref: str) -> int:
+    return int(
+        (await session.execute(select(DossierRow.id).where(DossierRow.ref == ref))).scalar_one()
+    )
+
+
+async def add_timeline(
+    session: AsyncSession,
+    ref: str,
+    *,
+    at: datetime,
+    actor: str,
+    kind: str,
+    text: str,
+    event_id: str,
+) -> None:
+    """Every timeline entry is also activity: it moves the dossier up in `!dossier list`."""
+    dossier_id = await _id(session, ref)
+    session.add(
+        TimelineRow(
+            dossier_id=dossier_id, at=at, actor=actor, kind=kind, text=text, event_id=event_id
+        )
+    )
+    await session.execute(
+        update(DossierRow).where(DossierRow.id == dossier_id).values(updated_at=at)
+    )
+
+
+async def add_note(
+    session: AsyncSession, ref: str, *, author: str, text: str, at: datetime, event_id: str
+) -> None:
+    session.add(
+        NoteRow(
+            dossier_id=await _id(session, ref),
+            author=author,
+            text=text,
+            created_at=at,
+            event_id=event_id,
+        )
+    )
+
+
+async def add_assessment(session: AsyncSession, assessment: Assessment, event_id: str) -> None:
+    dossier_id = await _id(session, assessment.dossier_ref)
+    session.add(
+        AssessmentRow(
+            dossier_id=dossier_id,
+            level=int(assessment.level),
+            source=assessment.source.value,
+            summary=assessment.summary,
+            external_ref=assessment.external_ref,
+            review_at=assessment.review_at,
+            assessed_by=assessment.assessed_by,
+            created_at=assessment.created_at,
+            event_id=event_id,
+        )
+    )
+    await session.execute(
+        update(DossierRow)
+        .where(DossierRow.id == dossier_id)
+        .values(level=int(assessment.level), level_at=assessment.created_at)
+    )
+
+
+def _assessment(ref: str, row: AssessmentRow) -> Assessment:
+    return Assessment(
+        dossier_ref=ref,
+        level=ThreatLevel(row.level),
+        source=Source(row.source),
+        summary=row.summary,
+        external_ref=row.external_ref,
+        review_at=_aware(row.review_at),
+        assessed_by=row.assessed_by,
+        created_at=_aware(row.created_at),
+    )
+
+
+async def assessments(
+    session: AsyncSession, ref: str, limit: int | None = None
+) -> list[Assessment]:
+    """Newest first."""
+    query = (
+        select(AssessmentRow)
+        .where(AssessmentRow.dossier_id == await _id(session, ref))
+        .order_by(AssessmentRow.id.desc())
+        .limit(limit)
+    )
+    return [_assessment(ref, row) for row in await session.scalars(query)]
+
+
+async def timeline(
+    session: AsyncSession, ref: str, limit: int | None = None
+) -> list[TimelineEntry]:
+    """Oldest first; with a limit, the most recent `limit` entries."""
+    query = (
+        select(TimelineRow)
+        .where(TimelineRow.dossier_id == await _id(session, ref))
+        .order_by(TimelineRow.id.desc())
+        .limit(limit)
+    )
+    rows = list(await session.scalars(query))
+    rows.reverse()
+    return [TimelineEntry(_aware(r.at), r.actor, r.kind, r.text) for r in rows]
+
+
+async def notes(session: AsyncSession, ref: str) -> list[tuple[datetime, str, str]]:
+    query = (
+        select(NoteRow.created_at, NoteRow.author, NoteRow.text)
+        .where(NoteRow.dossier_id == await _id(session, ref))
+        .order_by(NoteRow.id)
+    )
+    return [(_aware(at), author, text) for at, author, text in (await session.execute(query)).all()]
+
+
+async def listing(
+    session: AsyncSession, wanted: DossierFilter, offset: int, limit: int
+) -> tuple[list[Dossier], int]:
+    """A page of dossiers, newest activity first, and how many match in all."""
+    conditions = []
+    if wanted.status is not None:
+        conditions.append(DossierRow.status == wanted.status.value)
+    if wanted.kind is not None:
+        conditions.append(DossierRow.kind == wanted.kind.value)
+    if wanted.level_min is not None:
+        conditions.append(DossierRow.level >= wanted.level_min)
+    if wanted.lead is not None:
+        conditions.append(DossierRow.lead == wanted.lead)
+    total = await session.scalar(select(func.count()).select_from(DossierRow).where(*conditions))
+    rows = await session.scalars(
+        select(DossierRow)
+        .where(*conditions)
+        .order_by(DossierRow.updated_at.desc(), DossierRow.id.desc())
+        .offset(offset)
+        .limit(limit)
+    )
+    return [_dossier(row) for row in rows], int(total or 0)
+
+
+async def find(session: AsyncSession, text: str, limit: int) -> list[Dossier]:
+    """Titles, IDs, external references and notes, case-insensitively."""
+    pattern = "%" + text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+    def like(column: Any) -> Any:
+        return func.lower(column).like(pattern, escape="\\")
+
+    in_notes = exists().where(NoteRow.dossier_id == DossierRow.id, like(NoteRow.text))
+    rows = await session.scalars(
+        select(DossierRow)
+        .where(
+            or_(
+                like(DossierRow.title),
+                like(DossierRow.ref),
+                like(DossierRow.external_ref),
+                in_notes,
+            )
+        )
+        .order_by(DossierRow.updated_at.desc(), DossierRow.id.desc())
+        .limit(limit)
+    )
+    return [_dossier(row) for row in rows]

@@ -1,0 +1,271 @@
+"""Dossier rules: IDs without gaps, valid categories and periods, closed means read-only,
+and every change on the timeline and in the audit trail."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from workflow.errors import Refused
+from workflow.model import (
+    CATEGORIES,
+    Assessment,
+    Basis,
+    Dossier,
+    DossierFilter,
+    DossierKind,
+    DossierStatus,
+    TimelineEntry,
+)
+
+if TYPE_CHECKING:
+    from storage.audit import AuditRecordRow
+    from workflow.core import Workflow
+
+MAX_TITLE = 300
+FIND_LIMIT = 20
+EDITABLE = (
+    "title",
+    "category",
+    "starts_at",
+    "ends_at",
+    "basis",
+    "external_ref",
+    "lead",
+    "subjects",
+)
+
+
+@dataclass(frozen=True)
+class Page:
+    dossiers: list[Dossier]
+    total: int
+    page: int
+    pages: int
+
+
+@dataclass(frozen=True)
+class DossierView:
+    dossier: Dossier
+    latest: Assessment | None
+    recent: list[TimelineEntry]
+
+
+@dataclass(frozen=True)
+class DossierRecord:
+    """Everything known about a dossier, for an export."""
+
+    dossier: Dossier
+    assessments: list[Assessment]
+    notes: list[tuple[datetime, str, str]]
+    timeline: list[TimelineEntry]
+    audit: list[AuditRecordRow]
+
+
+def check_category(kind: DossierKind, category: str) -> str:
+    valid = CATEGORIES[kind]
+    if category not in valid:
+        raise Refused(f"category: {category!r} is not a {kind} category; valid: {', '.join(valid)}")
+    return category
+
+
+def check_period(starts_at: datetime | None, ends_at: datetime | None) -> None:
+    if starts_at and ends_at and ends_at <= starts_at:
+        raise Refused("end: must be after start")
+
+
+def check_title(title: str) -> str:
+    title = title.strip()
+    if not title:
+        raise Refused("title: must not be empty")
+    if len(title) > MAX_TITLE:
+        raise Refused(f"title: at most {MAX_TITLE} characters")
+    return title
+
+
+class DossierRules:
+    def __init__(self, workflow: Workflow) -> None:
+        self.wf = workflow
+        self.store = workflow.store
+
+    async def require(self, ref: str) -> Dossier:
+        dossier = await self.store.dossier(ref)
+        if dossier is None:
+            raise Refused(f"no dossier {ref}")
+        return dossier
+
+    async def require_open(self, ref: str) -> Dossier:
+        dossier = await self.require(ref)
+        if dossier.status is DossierStatus.CLOSED:
+            raise Refused(f"{ref} is closed; reopen it first (!dossier reopen {ref} <reason>)")
+        return dossier
+
+    async def for_room(self, room_id: str) -> str | None:
+        return await self.store.dossier_for_room(room_id)
+
+    async def _record(
+        self, actor: str, event_id: str, ref: str, kind: str, text: str, detail: dict[str, Any]
+    ) -> None:
+        await self.store.add_timeline(
+            ref, at=self.wf.now, actor=actor, kind=kind, text=text, event_id=event_id
+        )
+        await self.wf.audit(actor, f"dossier.{kind}", ref, event_id, detail)
+
+    async def open(
+        self,
+        actor: str,
+        event_id: str,
+        *,
+        kind: DossierKind,
+        title: str,
+        category: str | None,
+        starts_at: datetime | None,
+        ends_at: datetime | None,
+        basis: Basis | None,
+        external_ref: str | None,
+        lead: str | None,
+        subjects: Sequence[str],
+    ) -> Dossier:
+        title = check_title(title)
+        category = check_category(kind, category or "other")
+        check_period(starts_at, ends_at)
+        year = self.wf.now.astimezone(self.wf.policy.timezone).year
+        sequence = await self.store.next_dossier_sequence(year)
+        ref = f"D-{year}-{sequence:04d}"
+        dossier = await self.store.insert_dossier(
+            {
+                "ref": ref,
+                "kind": kind.value,
+                "category": category,
+                "title": title,
+                "status": DossierStatus.OPEN.value,
+                "basis": basis.value if basis else None,
+                "external_ref": external_ref,
+                "lead": lead,
+                "starts_at": starts_at,
+                "ends_at": ends_at,
+                "created_by": actor,
+                "created_at": self.wf.now,
+                "updated_at": self.wf.now,
+            },
+            subjects,
+        )
+        await self._record(
+            actor,
+            event_id,
+            ref,
+            "opened",
+            f"{kind} dossier opened: {title}",
+            {"kind": kind.value, "category": category, "title": title},
+        )
+        return dossier
+
+    async def edit(self, actor: str, event_id: str, ref: str, changes: dict[str, Any]) -> Dossier:
+        dossier = await self.require_open(ref)
+        unknown = set(changes) - set(EDITABLE)
+        if unknown or not changes:
+            raise Refused("give at least one field=value to change")
+        if "title" in changes:
+            changes["title"] = check_title(changes["title"])
+        if "category" in changes:
+            check_category(dossier.kind, changes["category"])
+        check_period(
+            changes.get("starts_at", dossier.starts_at), changes.get("ends_at", dossier.ends_at)
+        )
+        subjects = changes.pop("subjects", None)
+        if "basis" in changes and changes["basis"] is not None:
+            changes["basis"] = changes["basis"].value
+        if changes:
+            await self.store.update_dossier(ref, changes)
+        if subjects is not None:
+            await self.store.replace_subjects(ref, subjects)
+            changes["subjects"] = ", ".join(subjects)
+        described = "; ".join(f"{k} = {_show(v)}" for k, v in changes.items())
+        await self._record(
+            actor, event_id, ref, "edited", described, {k: _show(v) for k, v in changes.items()}
+        )
+        return await self.require(ref)
+
+    async def note(self, actor: str, event_id: str, ref: str, text: str) -> Dossier:
+        dossier = await self.require_open(ref)
+        if not text.strip():
+            raise Refused("note: the text is empty")
+        await self.store.add_note(ref, author=actor, text=text, at=self.wf.now, event_id=event_id)
+        await self._record(actor, event_id, ref, "note", text, {})
+        return dossier
+
+    async def close(self, actor: str, event_id: str, ref: str, reason: str) -> Dossier:
+        dossier = await self.require(ref)
+        if dossier.status is DossierStatus.CLOSED:
+            raise Refused(f"{ref} is already closed")
+        await self.store.update_dossier(ref, {"status": DossierStatus.CLOSED.value})
+        await self._record(actor, event_id, ref, "closed", reason, {"reason": reason})
+        return await self.require(ref)
+
+    async def reopen(self, actor: str, event_id: str, ref: str, reason: str) -> Dossier:
+        dossier = await self.require(ref)
+        if dossier.status is DossierStatus.OPEN:
+            raise Refused(f"{ref} is open already")
+        await self.store.update_dossier(ref, {"status": DossierStatus.OPEN.value})
+        await self._record(actor, event_id, ref, "reopened", reason, {"reason": reason})
+        return await self.require(ref)
+
+    async def view(self, ref: str) -> DossierView:
+        dossier = await self.require(ref)
+        latest = await self.store.assessments(ref, limit=1)
+        return DossierView(
+            dossier, latest[0] if latest else None, await self.store.timeline(ref, 8)
+        )
+
+    async def timeline(self, ref: str) -> list[TimelineEntry]:
+        await self.require(ref)
+        return await self.store.timeline(ref)
+
+    async def page(self, wanted: DossierFilter, page: int) -> Page:
+        if page < 1:
+            raise Refused("page: counts from 1")
+        size = self.wf.policy.page_size
+        dossiers, total = await self.store.list_dossiers(wanted, (page - 1) * size, size)
+        return Page(dossiers, total, page, max(1, -(-total // size)))
+
+    async def find(self, text: str) -> list[Dossier]:
+        if len(text.strip()) < 2:
+            raise Refused("find: give at least two characters")
+        return await self.store.find_dossiers(text.strip(), FIND_LIMIT)
+
+    async def record(self, ref: str) -> DossierRecord:
+        dossier = await self.require(ref)
+        return DossierRecord(
+            dossier,
+            await self.store.assessments(ref),
+            await self.store.notes(ref),
+            await self.store.timeline(ref),
+            await self.store.audit_entries(ref),
+        )
+
+    async def request_room(
+        self, actor: str, event_id: str, ref: str, invite: Sequence[str]
+    ) -> Dossier:
+        dossier = await self.require_open(ref)
+        if dossier.room_id:
+            raise Refused(f"{ref} already has its room: {dossier.room_id}")
+        for user in invite:
+            if not await self.wf.roles_of(user):
+                raise Refused(f"invite: {user} holds no role in Aegis")
+        await self._record(
+            actor,
+            event_id,
+            ref,
+            "room",
+            "dedicated room requested" + (f", inviting {', '.join(invite)}" if invite else ""),
+            {"invite": list(invite)},
+        )
+        return dossier
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="minutes")
+    return "—" if value is None else str(value)

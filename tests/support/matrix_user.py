@@ -11,6 +11,7 @@ from typing import Any
 
 import nio
 from nio.api import Api
+from nio.crypto.attachments import decrypt_attachment
 
 from tests.support.homeserver import Homeserver
 
@@ -274,3 +275,18 @@ def in_reply_to(event: nio.Event) -> str | None:
     reply = relates.get("m.in_reply_to") or {}
     event_id = reply.get("event_id")
     return str(event_id) if event_id else None
+
+
+async def download(user: MatrixUser, event: nio.Event) -> bytes:
+    """The bytes of an m.file event, decrypted when the room is encrypted."""
+    body = content(event)
+    encrypted = body.get("file")
+    url = encrypted["url"] if encrypted else body["url"]
+    response = await user.client.download(mxc=url)
+    if not isinstance(response, nio.DownloadResponse):
+        raise RuntimeError(f"download failed: {response}")
+    if not encrypted:
+        return bytes(response.body)
+    return decrypt_attachment(
+        response.body, encrypted["key"]["k"], encrypted["hashes"]["sha256"], encrypted["iv"]
+    )

@@ -1,0 +1,100 @@
+"""Bulk data at the volume the issue names (NCCN handles more than 1,500 person dossiers a
+year): written straight into the tables, since going through chat would take hours."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import insert, text
+
+from storage.db import Database
+from storage.tables import AssessmentRow, DossierCounter, DossierRow, NoteRow
+from workflow.model import CATEGORIES, DossierKind
+
+WORDS = [
+    "visit",
+    "summit",
+    "embassy",
+    "minister",
+    "family",
+    "journalist",
+    "residence",
+    "convoy",
+    "forum",
+    "council",
+]
+BASE = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+async def seed_dossiers(db: Database, dossiers: int, assessments: int, seed: int = 7) -> None:
+    rng = random.Random(seed)
+    kinds = list(DossierKind)
+    rows = []
+    for n in range(1, dossiers + 1):
+        kind = rng.choice(kinds)
+        at = BASE + timedelta(minutes=37 * n)
+        rows.append(
+            {
+                "id": n,
+                "ref": f"D-2025-{n:04d}",
+                "kind": kind.value,
+                "category": rng.choice(CATEGORIES[kind]),
+                "title": f"{rng.choice(WORDS).title()} {rng.choice(WORDS)} {n}",
+                "status": "open" if rng.random() < 0.7 else "closed",
+                "external_ref": f"EXT/{n}",
+                "lead": f"@lead{n % 40}:aegis.test",
+                "created_by": "@seed:aegis.test",
+                "created_at": at,
+                "updated_at": at,
+                "level": None,
+            }
+        )
+    levels: dict[int, tuple[int, datetime]] = {}
+    assessment_rows = []
+    for n in range(assessments):
+        dossier_id = rng.randint(1, dossiers)
+        at = BASE + timedelta(minutes=11 * n)
+        level = rng.randint(1, 4)
+        levels[dossier_id] = (level, at)
+        assessment_rows.append(
+            {
+                "dossier_id": dossier_id,
+                "level": level,
+                "source": rng.choice(["OCAD", "police", "VSSE"]),
+                "summary": f"assessment {n} {rng.choice(WORDS)}",
+                "review_at": at + timedelta(days=30),
+                "assessed_by": "@seed:aegis.test",
+                "created_at": at,
+                "event_id": f"$seed{n}",
+            }
+        )
+    for row in rows:
+        if row["id"] in levels:
+            row["level"], row["level_at"] = levels[row["id"]]
+        else:
+            row["level_at"] = None
+    notes = [
+        {
+            "dossier_id": rng.randint(1, dossiers),
+            "author": "@seed:aegis.test",
+            "text": f"note {n} about the {rng.choice(WORDS)}",
+            "created_at": BASE,
+            "event_id": f"$note{n}",
+        }
+        for n in range(dossiers)
+    ]
+    async with db.transaction() as session:
+        for start in range(0, len(rows), 2000):
+            await session.execute(insert(DossierRow), rows[start : start + 2000])
+        for start in range(0, len(assessment_rows), 5000):
+            await session.execute(insert(AssessmentRow), assessment_rows[start : start + 5000])
+        for start in range(0, len(notes), 5000):
+            await session.execute(insert(NoteRow), notes[start : start + 5000])
+        await session.execute(insert(DossierCounter), [{"year": 2025, "last": dossiers}])
+    if not db.is_sqlite:
+        async with db.transaction() as session:
+            # Explicit ids bypassed the sequence; later inserts must not collide with them.
+            await session.execute(
+                text("SELECT setval('dossiers_id_seq', (SELECT max(id) FROM dossiers))")
+            )

@@ -11,6 +11,7 @@ from sqlalchemy import text
 
 from commands import Reply, Severity
 from config import Role
+from storage import dossiers
 from storage.db import Database
 from tests.support.chat import Chat, text_of
 
@@ -262,3 +263,16 @@ async def test_reply_to_a_refused_command_without_role_is_audited(
     async with database.transaction() as s:
         rows = (await s.execute(text("SELECT actor, action FROM audit_log"))).all()
     assert [(a, b) for a, b in rows] == [(NOBODY, "refused:dossier list")]
+
+
+async def test_in_a_dossier_room_the_id_may_be_left_out(chat: Chat, database: Database) -> None:
+    ref = await open_dossier(chat)
+    other = await open_dossier(chat)
+    async with database.transaction() as s:
+        await dossiers.update_fields(s, ref, {"room_id": "!dossier-room"})
+    logged = await chat.say(ANALYST, "!threat log level=3 source=OCAD seen near home", "!dossier-room")
+    assert logged.title == f"{ref}: threat level 3 SERIOUS / ERNSTIG / GRAVE"
+    assert (await chat.say(READER, "!dossier show", "!dossier-room")).title.startswith(ref)
+    assert "no threat assessment" in (await chat.say(READER, f"!threat list {other}")).title
+    elsewhere = await chat.say(ANALYST, "!threat log level=3 source=OCAD x", "!coordination")
+    assert elsewhere.severity is Severity.ERROR and "name the dossier" in elsewhere.title

@@ -15,6 +15,7 @@ import pytest
 from tests.conftest import users_on
 from tests.support.bot_runner import BotProcess
 from tests.support.homeserver import Homeserver
+from tests.support.matrix_user import content, in_reply_to
 from tests.support.world import World, build_world
 
 BACKLOG = 300
@@ -82,6 +83,14 @@ async def test_backlog_sent_while_killed_is_answered_exactly_once_in_order(
         await wait_until_answered(world, room, commands, seconds=240)
         answered = [e for e in world.answered(room) if e in set(commands)]
         assert answered == commands  # every command once, none twice, in order
+        bodies = [
+            content(e)["body"]
+            for e in world.alice.replies(room, world.setup.user_id)
+            if in_reply_to(e) in set(commands)
+        ]
+        assert all(body.startswith(f"pong n{i:03d}") for i, body in enumerate(bodies)), [
+            b for b in bodies if not b.startswith("pong")
+        ][:3]
         assert bot.terminate() == 0
         log = (tmp_path / "bot.log").read_text()
         # The backlog exceeded one sync's timeline, so the gap was really paginated.

@@ -270,7 +270,9 @@ async def test_in_a_dossier_room_the_id_may_be_left_out(chat: Chat, database: Da
     other = await open_dossier(chat)
     async with database.transaction() as s:
         await dossiers.update_fields(s, ref, {"room_id": "!dossier-room"})
-    logged = await chat.say(ANALYST, "!threat log level=3 source=OCAD seen near home", "!dossier-room")
+    logged = await chat.say(
+        ANALYST, "!threat log level=3 source=OCAD seen near home", "!dossier-room"
+    )
     assert logged.title == f"{ref}: threat level 3 SERIOUS / ERNSTIG / GRAVE"
     assert (await chat.say(READER, "!dossier show", "!dossier-room")).title.startswith(ref)
     assert "no threat assessment" in (await chat.say(READER, f"!threat list {other}")).title

@@ -3,16 +3,20 @@ delays reading new events.
 
 A row is marked sent only once the homeserver answered with an event ID. If the process dies
 between the send and the mark, the resend carries the same transaction ID on the same device,
-and the homeserver answers with the original event instead of posting twice."""
+and the homeserver answers with the original event instead of posting twice. Uploads and
+room creation (bot/effects.py) go through the same loop, so they keep the order, the retries
+and the permanent-failure policy of plain messages."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 
-from nio import AsyncClient, ErrorResponse, RoomSendResponse
+from nio import AsyncClient, ErrorResponse
 
+from bot import effects
 from bot.backoff import Backoff, sleep_unless_stopped, unless_stopped
+from bot.render import CREATE_ROOM, UPLOAD
 from storage import outbox
 from storage.db import Database
 from workflow.clock import Clock
@@ -22,6 +26,9 @@ log = logging.getLogger(__name__)
 # A refusal the homeserver will repeat however often we ask: give up after a few tries so
 # one unsendable message does not hold back every reply behind it.
 PERMANENT_ATTEMPTS = 5
+# How long a message may wait for the sync loop to bring its room (see Sender._await_room).
+ROOM_WAIT = 60.0
+ROOM_POLL = 0.25
 
 
 def _permanent(response: object) -> bool:
@@ -77,28 +84,21 @@ class Sender:
     async def _deliver(self, message: outbox.PendingMessage, backoff: Backoff) -> None:
         """Retries until the homeserver accepts: a reply is never dropped for a transient fault.
         nio itself waits out M_LIMIT_EXCEEDED using the server's retry_after_ms."""
+        if message.event_type != CREATE_ROOM:
+            await self._await_room(message.room_id)
         attempts = 0
         while not self.stop.is_set():
             attempts += 1
             response: object
             try:
-                response = await unless_stopped(
-                    self.client.room_send(
-                        message.room_id,
-                        message.event_type,
-                        message.content,
-                        tx_id=message.txn_id,
-                        ignore_unverified_devices=True,
-                    ),
-                    self.stop,
-                )
+                response = await unless_stopped(self._attempt(message), self.stop)
                 if response is None:
                     return
             except Exception as exc:  # nio raises for local faults too (unknown room, crypto)
                 response = exc
-            if isinstance(response, RoomSendResponse):
+            if isinstance(response, effects.Done):
                 async with self.db.transaction() as session:
-                    await outbox.mark_sent(session, message.id, response.event_id, self.clock.now())
+                    await outbox.mark_sent(session, message.id, response.ref, self.clock.now())
                 return
             if _permanent(response) and attempts >= PERMANENT_ATTEMPTS:
                 log.error(
@@ -120,3 +120,21 @@ class Sender:
             async with self.db.transaction() as session:
                 await outbox.count_attempt(session, message.id)
             await sleep_unless_stopped(delay, self.stop)
+
+    async def _attempt(self, message: outbox.PendingMessage) -> effects.Outcome:
+        if message.event_type == UPLOAD:
+            return await effects.upload(self.client, message)
+        if message.event_type == CREATE_ROOM:
+            return await effects.create_room(self.client, self.db, self.clock, message)
+        return await effects.send(self.client, message)
+
+    async def _await_room(self, room_id: str) -> None:
+        """nio encrypts only for rooms a sync has brought, and a room the bot just created
+        arrives with the sync loop's next answer. Until then every send would fail locally
+        and use up the attempts meant for real refusals, so wait (bounded) for the room."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + ROOM_WAIT
+        while room_id not in self.client.rooms and loop.time() < deadline:
+            if self.stop.is_set():
+                return
+            await sleep_unless_stopped(ROOM_POLL, self.stop)

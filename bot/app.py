@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from nio import AsyncClient, MegolmEvent, RoomResolveAliasResponse
@@ -14,6 +14,8 @@ import bot
 from bot.backoff import Backoff
 from bot.login import login, make_client
 from bot.pipeline import Pipeline, Rooms
+from bot.reconcile import reconcile_prompts
+from bot.scheduler import Scheduler
 from bot.sender import Sender
 from bot.sync_loop import SyncLoop
 from commands import Dispatcher, registry
@@ -51,6 +53,19 @@ async def resolve_rooms(client: AsyncClient, settings: Settings, stop: asyncio.E
     return Rooms(by_key)
 
 
+def policy(settings: Settings) -> Policy:
+    approval = settings.approval
+    return Policy(
+        review_days=settings.threats.review_days,
+        timezone=ZoneInfo(settings.bot.timezone),
+        quorum=approval.quorum,
+        nudge_after=approval.nudge_after,
+        expire_after=approval.expire_after,
+        urgent_role=approval.urgent_role,
+        end_warning=timedelta(days=settings.measures.end_warning_days),
+    )
+
+
 class Aegis:
     def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
         self.settings = settings
@@ -60,6 +75,7 @@ class Aegis:
         self.client = make_client(settings.matrix)
         self.sender = Sender(self.client, self.db, self.clock, self.stop)
         self.started = asyncio.Event()  # set once the first sync is handled
+        self.scheduler: Scheduler | None = None
 
     async def run(self) -> None:
         await self.db.migrate()
@@ -79,10 +95,7 @@ class Aegis:
             ),
             access=access_policy(self.settings),
             info=RuntimeInfo(bot.__version__, datetime.now(UTC)),
-            policy=Policy(
-                review_days=self.settings.threats.review_days,
-                timezone=ZoneInfo(self.settings.bot.timezone),
-            ),
+            policy=policy(self.settings),
             clock=self.clock,
             rooms=rooms,
             own_user_id=self.settings.matrix.user_id,
@@ -98,15 +111,17 @@ class Aegis:
         await asyncio.wait({sync_task, ready}, return_when=asyncio.FIRST_COMPLETED)
         ready.cancel()
         send_task = asyncio.create_task(self.sender.run(), name="sender")
+        self.scheduler = Scheduler(pipeline, self.stop)
+        tasks = {sync_task, send_task, asyncio.create_task(self.scheduler.run(), name="scheduler")}
+        if self.started.is_set():
+            await reconcile_prompts(self.client, pipeline)
         try:
-            done, _ = await asyncio.wait(
-                {sync_task, send_task}, return_when=asyncio.FIRST_EXCEPTION
-            )
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
             for task in done:
                 task.result()
         finally:
             self.stop.set()
-            await asyncio.gather(sync_task, send_task, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
             await self.client.close()
             await self.db.close()
 

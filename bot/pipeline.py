@@ -16,13 +16,24 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from nio import Event, MegolmEvent, RoomMessageText
+from nio import Event, MegolmEvent, ReactionEvent, RedactionEvent, RoomMessageText
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.render import CREATE_ROOM, MESSAGE, UPLOAD, file_request, notice, room_request
+from bot.render import (
+    CREATE_ROOM,
+    MESSAGE,
+    REACTION,
+    UPLOAD,
+    edit,
+    file_request,
+    notice,
+    reaction,
+    room_request,
+)
 from commands import Context, Dispatcher
-from commands.replies import Reply, RoomKey, Severity
+from commands.measure_views import reacted
+from commands.replies import Announcement, Reply, RoomKey, Severity
 from storage import outbox, runtime
 from storage.db import Database
 from storage.store import Store
@@ -76,6 +87,10 @@ class Pipeline:
 
     async def handle(self, room_id: str, event: Event) -> None:
         command = self._command_text(event)
+        signal = command is None and _is_signal(event, self.own_user_id)
+        if signal and await self._known(room_id):
+            await self._run_signal(room_id, event)
+            return
         undecryptable = isinstance(event, MegolmEvent) and event.sender != self.own_user_id
         if (command is not None or undecryptable) and not await self._known(room_id):
             log.warning("ignoring event from an unknown room", extra=_ctx(room_id, event))
@@ -97,6 +112,41 @@ class Pipeline:
         """The rules, bound to this transaction and this moment."""
         moment = now or self.clock.now()
         return Workflow(Store(session), moment, self.access, self.info, self.policy)
+
+    async def _run_signal(self, room_id: str, event: Event) -> None:
+        """A reaction, a redaction or a thread reply: votes, acknowledgements, rationales."""
+        try:
+            async with self.db.transaction() as session:
+                now = self.clock.now()
+                if not await runtime.claim_event(session, event.event_id, room_id, now):
+                    return
+                announcements = await self._signal(self.workflow(session, now), event)
+                await self.enqueue_announcements(session, event.event_id, announcements)
+        except INFRASTRUCTURE_ERRORS:
+            raise
+        except Exception:
+            ref = secrets.token_hex(4)
+            log.exception(
+                "reaction failed, reference %s", ref, extra={**_ctx(room_id, event), "ref": ref}
+            )
+            async with self.db.transaction() as session:
+                await runtime.claim_event(session, event.event_id, room_id, self.clock.now())
+        self.wake_sender()
+
+    async def _signal(self, workflow: Workflow, event: Event) -> tuple[Announcement, ...]:
+        if isinstance(event, ReactionEvent):
+            own = event.sender == self.own_user_id
+            result = await workflow.approvals.react(
+                event.sender, event.event_id, event.reacts_to, event.key, own
+            )
+            return reacted(result, self.tz)
+        if isinstance(event, RedactionEvent):
+            await workflow.approvals.unreact(event.sender, event.event_id, event.redacts)
+            return ()
+        assert isinstance(event, RoomMessageText)
+        root = _relation(event)[1]
+        await workflow.approvals.rationale(event.sender, event.event_id, root, event.body)
+        return ()
 
     async def _known(self, room_id: str) -> bool:
         """Configured rooms, and the dossier rooms the bot created."""
@@ -152,27 +202,87 @@ class Pipeline:
                     await self._enqueue(session, room_id, event.event_id, failure)
         self.wake_sender()
 
+    def _room(self, room: RoomKey | str) -> str:
+        return self.rooms.by_key[RoomKey(room)] if room in ROOM_KEYS else room
+
     async def _enqueue(self, session: AsyncSession, room_id: str, cause: str, reply: Reply) -> None:
         """The reply, its announcements, files and room request, in the order they must
         happen; the sender turns the two `aegis.*` kinds into uploads and room creation."""
-        now = self.clock.now()
-        messages = [(room_id, MESSAGE, notice(reply, in_reply_to=cause))]
-        for announcement in reply.also:
-            target = self.rooms.by_key[announcement.room]
-            messages.append((target, MESSAGE, notice(announcement.reply)))
+        rows: list[Row] = [Row(room_id, MESSAGE, notice(reply, in_reply_to=cause))]
+        rows += [row for a in reply.also for row in self._announcement_rows(a)]
         for attachment in reply.attachments:
-            messages.append((room_id, UPLOAD, file_request(attachment, in_reply_to=cause)))
+            rows.append(Row(room_id, UPLOAD, file_request(attachment, in_reply_to=cause)))
         if reply.room is not None:
-            messages.append((room_id, CREATE_ROOM, room_request(reply.room)))
-        for index, (target, kind, content) in enumerate(messages):
+            rows.append(Row(room_id, CREATE_ROOM, room_request(reply.room)))
+        await self._write(session, cause, rows)
+
+    async def enqueue_announcements(
+        self, session: AsyncSession, cause: str, announcements: tuple[Announcement, ...]
+    ) -> None:
+        """Messages with no command to reply to: caused by a reaction or a scheduled step."""
+        rows = [row for a in announcements for row in self._announcement_rows(a)]
+        await self._write(session, cause, rows)
+
+    def _announcement_rows(self, announcement: Announcement) -> list[Row]:
+        room = self._room(announcement.room)
+        if announcement.replaces:
+            return [Row(room, MESSAGE, edit(announcement.reply, announcement.replaces))]
+        rows = [
+            Row(
+                room,
+                MESSAGE,
+                notice(announcement.reply, mentions=announcement.mentions),
+                announcement.ref,
+            )
+        ]
+        if announcement.ref:
+            rows += [
+                Row(room, REACTION, reaction(key, announcement.ref))
+                for key in announcement.reactions
+            ]
+        return rows
+
+    async def _write(self, session: AsyncSession, cause: str, rows: list[Row]) -> None:
+        now = self.clock.now()
+        for index, row in enumerate(rows):
             await outbox.enqueue(
                 session,
                 txn_id=txn_id(cause, index),
-                room_id=target,
-                event_type=kind,
-                content=content,
+                room_id=row.room_id,
+                event_type=row.kind,
+                content=row.content,
                 now=now,
+                ref=row.ref,
             )
+
+
+@dataclass(frozen=True)
+class Row:
+    room_id: str
+    kind: str
+    content: dict[str, Any]
+    ref: str | None = None
+
+
+ROOM_KEYS = frozenset(key.value for key in RoomKey)
+
+
+def _relation(event: Event) -> tuple[str, str]:
+    relates = event.source.get("content", {}).get("m.relates_to") or {}
+    return str(relates.get("rel_type", "")), str(relates.get("event_id", ""))
+
+
+def _is_signal(event: Event, own_user_id: str) -> bool:
+    """Events that feed the approval flow rather than the command dispatcher."""
+    if isinstance(event, ReactionEvent):
+        return True
+    if isinstance(event, RedactionEvent):
+        return bool(event.sender != own_user_id)
+    return (
+        isinstance(event, RoomMessageText)
+        and event.sender != own_user_id
+        and _relation(event)[0] == "m.thread"
+    )
 
 
 def _ctx(room_id: str, event: Event) -> dict[str, str]:

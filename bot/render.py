@@ -6,10 +6,12 @@ from __future__ import annotations
 import base64
 from html import escape
 from typing import Any
+from urllib.parse import quote
 
 from commands.replies import Attachment, Reply, RoomRequest, Severity
 
 MESSAGE = "m.room.message"
+REACTION = "m.reaction"
 # Outbox kinds that are not a single event: the sender uploads or creates, then sends.
 UPLOAD = "aegis.upload"
 CREATE_ROOM = "aegis.create_room"
@@ -46,17 +48,49 @@ def to_html(reply: Reply) -> str:
     return html
 
 
-def notice(reply: Reply, in_reply_to: str | None = None) -> dict[str, Any]:
+def notice(
+    reply: Reply, in_reply_to: str | None = None, mentions: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    body, html = to_plain(reply), to_html(reply)
+    if mentions:
+        body = " ".join(mentions) + "\n" + body
+        pills = " ".join(
+            f'<a href="https://matrix.to/#/{quote(user)}">{escape(user)}</a>' for user in mentions
+        )
+        html = f"<p>{pills}</p>{html}"
     content: dict[str, Any] = {
         "msgtype": "m.notice",
-        "body": to_plain(reply),
+        "body": body,
         "format": "org.matrix.custom.html",
-        "formatted_body": to_html(reply),
-        "m.mentions": {},
+        "formatted_body": html,
+        "m.mentions": {"user_ids": list(mentions)} if mentions else {},
     }
     if in_reply_to:
         content["m.relates_to"] = {"m.in_reply_to": {"event_id": in_reply_to}}
     return content
+
+
+def placeholder(ref: str) -> dict[str, str]:
+    """Stands for the event ID of the outbox message named `ref`, filled in at send time:
+    a reaction or an edit is committed before its target has been sent."""
+    return {"$ref": ref}
+
+
+def edit(reply: Reply, of_ref: str) -> dict[str, Any]:
+    new = notice(reply)
+    return {
+        **new,
+        "body": "* " + new["body"],
+        "formatted_body": new["formatted_body"],
+        "m.new_content": new,
+        "m.relates_to": {"rel_type": "m.replace", "event_id": placeholder(of_ref)},
+    }
+
+
+def reaction(key: str, of_ref: str) -> dict[str, Any]:
+    return {
+        "m.relates_to": {"rel_type": "m.annotation", "event_id": placeholder(of_ref), "key": key}
+    }
 
 
 def file_request(attachment: Attachment, in_reply_to: str) -> dict[str, Any]:

@@ -10,7 +10,9 @@ and the permanent-failure policy of plain messages."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+from typing import Any
 
 from nio import AsyncClient, ErrorResponse
 
@@ -86,6 +88,10 @@ class Sender:
         nio itself waits out M_LIMIT_EXCEEDED using the server's retry_after_ms."""
         if message.event_type != CREATE_ROOM:
             await self._await_room(message.room_id)
+        resolved = await self._resolve(message)
+        if resolved is None:
+            return
+        message = resolved
         attempts = 0
         while not self.stop.is_set():
             attempts += 1
@@ -120,6 +126,38 @@ class Sender:
             async with self.db.transaction() as session:
                 await outbox.count_attempt(session, message.id)
             await sleep_unless_stopped(delay, self.stop)
+
+    async def _resolve(self, message: outbox.PendingMessage) -> outbox.PendingMessage | None:
+        """Fills in `{"$ref": name}` with the event ID of the message sent under that name.
+        The target always comes earlier in the outbox; if it could never be sent, neither
+        can this reaction or edit, so the row is closed as failed."""
+        names: list[str] = []
+
+        def fill(value: Any, ids: dict[str, str]) -> Any:
+            if isinstance(value, dict):
+                if set(value) == {"$ref"}:
+                    names.append(value["$ref"])
+                    return ids.get(value["$ref"], "")
+                return {k: fill(v, ids) for k, v in value.items()}
+            return value
+
+        fill(message.content, {})
+        if not names:
+            return message
+        ids: dict[str, str] = {}
+        async with self.db.transaction() as session:
+            for name in names:
+                found = await outbox.event_of_ref(session, name)
+                if found is None:
+                    log.error(
+                        "target %s was never sent; dropping", name, extra={"txn_id": message.txn_id}
+                    )
+                    await outbox.mark_failed(
+                        session, message.id, f"target {name} never sent", self.clock.now()
+                    )
+                    return None
+                ids[name] = found[1]
+        return dataclasses.replace(message, content=fill(message.content, ids))
 
     async def _attempt(self, message: outbox.PendingMessage) -> effects.Outcome:
         if message.event_type == UPLOAD:

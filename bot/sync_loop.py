@@ -77,7 +77,9 @@ class SyncLoop:
                         timeout=_first_sync_timeout() if token is None else 30000,
                         since=token,
                         sync_filter=SYNC_FILTER,
-                        full_state=token is None,
+                        # Full state on each process's first sync: nio keeps no room list
+                        # across restarts, and cannot send into a room it does not know.
+                        full_state=token is None or not self.started.is_set(),
                     ),
                     self.stop,
                 )

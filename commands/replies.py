@@ -59,7 +59,15 @@ class RoomRequest:
 
 @dataclass(frozen=True)
 class Announcement:
-    """A message to another configured room, sent in the same transaction as the reply."""
+    """A message to another room, committed in the same transaction as its cause.
 
-    room: RoomKey
+    `ref` names the message so later events can find it (reactions on a prompt, an order to
+    acknowledge); `replaces` edits the message named so instead of posting a new one;
+    `reactions` are the bot's own, set on it at once (so an approver only taps)."""
+
+    room: RoomKey | str
     reply: Reply
+    ref: str | None = None
+    replaces: str | None = None
+    reactions: tuple[str, ...] = ()
+    mentions: tuple[str, ...] = ()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -15,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
@@ -28,6 +30,7 @@ USER_ID_RE = re.compile(r"^@[a-z0-9._=\-/+]+:[A-Za-z0-9.\-]+(:\d{1,5})?$")
 ROOM_RE = re.compile(
     r"^(![^:\s]+(:[A-Za-z0-9.\-]+(:\d{1,5})?)?|#[^:\s]+:[A-Za-z0-9.\-]+(:\d{1,5})?)$"
 )
+DURATION_RE = re.compile(r"^(\d{1,5})\s*([mhdw])$")
 SERVER_RE = re.compile(r"^[A-Za-z0-9.\-]+(:\d{1,5})?$")
 
 
@@ -121,6 +124,30 @@ class RoomSettings(Section):
     early_warning: RoomRef
 
 
+def _duration(value: object) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    match = DURATION_RE.match(str(value).strip())
+    if not match:
+        raise ValueError(f"{value!r} is not a duration like 30m, 4h or 3d")
+    unit = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}[match.group(2)]
+    return timedelta(**{unit: int(match.group(1))})
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
+
+
+class ApprovalSettings(Section):
+    quorum: int = Field(default=1, ge=1, le=20)
+    nudge_after: Duration = timedelta(hours=4)
+    expire_after: Duration = timedelta(hours=72)
+    urgent_role: Role = Role.ADMIN
+
+
+class MeasureSettings(Section):
+    end_warning_days: int = Field(default=3, ge=0, le=60)
+
+
 class ThreatSettings(Section):
     review_days: int = Field(default=30, ge=1, le=366)
 
@@ -143,6 +170,8 @@ class Settings(BaseSettings):
     rooms: RoomSettings
     roles: dict[UserId, list[Role]] = {}
     threats: ThreatSettings = ThreatSettings()
+    approval: ApprovalSettings = ApprovalSettings()
+    measures: MeasureSettings = MeasureSettings()
     allowed_servers: list[ServerName] = Field(
         default=[], description="servers whose users may command the bot; empty: its own only"
     )

@@ -7,11 +7,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import exists, func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.runtime import dialect
+from storage.runtime import dialect_insert
 from storage.tables import (
     AssessmentRow,
     DossierCounter,
@@ -71,9 +69,8 @@ def _dossier(row: DossierRow, subjects: Sequence[str] = ()) -> Dossier:
 async def next_sequence(session: AsyncSession, year: int) -> int:
     """Atomic increment of the year's counter; rolled back with the transaction, so the
     sequence has no gaps, and row-locked (PostgreSQL) or database-locked (SQLite)."""
-    insert = pg_insert if dialect(session) == "postgresql" else sqlite_insert
     stmt = (
-        insert(DossierCounter)
+        dialect_insert(session)(DossierCounter)
         .values(year=year, last=1)
         .on_conflict_do_update(index_elements=["year"], set_={"last": DossierCounter.last + 1})
         .returning(DossierCounter.last)

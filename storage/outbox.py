@@ -30,9 +30,11 @@ async def enqueue(
     event_type: str,
     content: dict[str, Any],
     now: datetime,
+    ref: str | None = None,
 ) -> None:
     session.add(
         OutboxMessage(
+            ref=ref,
             txn_id=txn_id,
             room_id=room_id,
             event_type=event_type,
@@ -77,3 +79,26 @@ async def mark_failed(session: AsyncSession, message_id: int, error: str, now: d
         .where(OutboxMessage.id == message_id)
         .values(error=error[:1000], sent_at=now)
     )
+
+
+async def event_of_ref(session: AsyncSession, ref: str) -> tuple[str, str] | None:
+    """(room, event ID) of the named message once the homeserver accepted it."""
+    row = (
+        await session.execute(
+            select(OutboxMessage.room_id, OutboxMessage.sent_event_id).where(
+                OutboxMessage.ref == ref, OutboxMessage.sent_event_id.is_not(None)
+            )
+        )
+    ).first()
+    return (row[0], str(row[1])) if row else None
+
+
+async def ref_of_event(session: AsyncSession, event_id: str) -> str | None:
+    """Which named message (a prompt, an order) a Matrix event is."""
+    return (
+        await session.scalars(
+            select(OutboxMessage.ref).where(
+                OutboxMessage.sent_event_id == event_id, OutboxMessage.ref.is_not(None)
+            )
+        )
+    ).first()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -18,8 +20,8 @@ def dialect(session: AsyncSession) -> str:
     return session.get_bind().dialect.name
 
 
-def _insert(session: AsyncSession):  # type: ignore[no-untyped-def]
-    """The dialect's INSERT, for ON CONFLICT DO NOTHING on both backends."""
+def dialect_insert(session: AsyncSession) -> Callable[[Any], Any]:
+    """The dialect's INSERT, for ON CONFLICT clauses on both backends."""
     return pg_insert if dialect(session) == "postgresql" else sqlite_insert
 
 
@@ -29,7 +31,7 @@ async def get_cursor(session: AsyncSession, name: str = SYNC_TOKEN) -> str | Non
 
 
 async def set_cursor(session: AsyncSession, value: str, name: str = SYNC_TOKEN) -> None:
-    stmt = _insert(session)(SyncState).values(name=name, value=value)
+    stmt = dialect_insert(session)(SyncState).values(name=name, value=value)
     await session.execute(
         stmt.on_conflict_do_update(index_elements=["name"], set_={"value": value})
     )
@@ -38,7 +40,7 @@ async def set_cursor(session: AsyncSession, value: str, name: str = SYNC_TOKEN) 
 async def claim_event(session: AsyncSession, event_id: str, room_id: str, now: datetime) -> bool:
     """True if this event was not handled before; the claim commits with the event's effects."""
     stmt = (
-        _insert(session)(HandledEvent)
+        dialect_insert(session)(HandledEvent)
         .values(event_id=event_id, room_id=room_id, handled_at=now)
         .on_conflict_do_nothing(index_elements=["event_id"])
     )
@@ -68,7 +70,7 @@ async def join_points(session: AsyncSession) -> dict[str, int]:
 async def record_join(session: AsyncSession, room_id: str, joined_ts: int) -> None:
     """The first join point wins: a later re-sync of the membership must not move it back."""
     stmt = (
-        _insert(session)(RoomJoin)
+        dialect_insert(session)(RoomJoin)
         .values(room_id=room_id, joined_ts=joined_ts)
         .on_conflict_do_nothing(index_elements=["room_id"])
     )

@@ -11,12 +11,14 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import audit, dossiers, roles
+from storage.measures import MeasureStore
 from workflow.model import Assessment, Dossier, DossierFilter, TimelineEntry
 
 
 class Store:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+        self.measures = MeasureStore(session)
 
     async def append_audit(
         self,

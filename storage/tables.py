@@ -53,8 +53,13 @@ class OutboxMessage(Base):
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # A name for messages referred to later: a prompt that reactions vote on, an order.
+    ref: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
 
-    __table_args__ = (Index("ix_outbox_pending", "sent_at", "id"),)
+    __table_args__ = (
+        Index("ix_outbox_pending", "sent_at", "id"),
+        Index("ix_outbox_sent_event", "sent_event_id"),
+    )
 
 
 class AuditEntry(Base):
@@ -170,3 +175,64 @@ class RoleGrant(Base):
     granted: Mapped[bool] = mapped_column(Boolean)
     changed_by: Mapped[str] = mapped_column(String(255))
     changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class MeasureRow(Base):
+    __tablename__ = "measures"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    dossier_id: Mapped[int] = mapped_column(ForeignKey("dossiers.id"), index=True)
+    type: Mapped[str] = mapped_column(String(24))
+    details: Mapped[str] = mapped_column(Text)
+    executor: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    starts_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    ends_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    review_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    state: Mapped[str] = mapped_column(String(12), index=True)
+    created_by: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    acknowledged_by: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class ProposalRow(Base):
+    """A request for the minister's decision: a new measure, or a change to one in force."""
+
+    __tablename__ = "proposals"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    measure_id: Mapped[int] = mapped_column(ForeignKey("measures.id"), index=True)
+    action: Mapped[str] = mapped_column(String(12))
+    changes: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+    proposer: Mapped[str] = mapped_column(String(255))
+    origin_room: Mapped[str] = mapped_column(String(255))
+    urgent: Mapped[bool] = mapped_column(Boolean)
+    state: Mapped[str] = mapped_column(String(12), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    decided_by: Mapped[str | None] = mapped_column(Text, nullable=True)
+    rationale: Mapped[str | None] = mapped_column(Text, nullable=True)
+    rationale_by: Mapped[str | None] = mapped_column(String(255), nullable=True)
+
+
+class VoteRow(Base):
+    """One row per reaction that counted; a redaction withdraws it while the vote is open."""
+
+    __tablename__ = "votes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    proposal_id: Mapped[int] = mapped_column(ForeignKey("proposals.id"), index=True)
+    voter: Mapped[str] = mapped_column(String(255))
+    choice: Mapped[str] = mapped_column(String(8))
+    reaction_event_id: Mapped[str] = mapped_column(String(255), unique=True)
+    cast_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class FiredRow(Base):
+    """What the scheduler already did: the unique key makes each nudge, warning or expiry
+    happen once, across restarts and even with two processes started by mistake."""
+
+    __tablename__ = "fired"
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    fired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -36,6 +36,11 @@ class Policy:
 
     review_days: int = 30
     page_size: int = 20
+    quorum: int = 1
+    nudge_after: timedelta = timedelta(hours=4)
+    expire_after: timedelta = timedelta(hours=72)
+    urgent_role: Role = Role.ADMIN
+    end_warning: timedelta = timedelta(days=3)
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Europe/Brussels"))
 
 
@@ -56,8 +61,11 @@ class Workflow:
         info: RuntimeInfo,
         policy: Policy | None = None,
     ) -> None:
+        from workflow.approvals import ApprovalRules
         from workflow.dossiers import DossierRules
+        from workflow.measures import MeasureRules
         from workflow.roles import RoleRules
+        from workflow.schedule import ScheduleRules
         from workflow.threats import ThreatRules
 
         self.store = store
@@ -68,6 +76,9 @@ class Workflow:
         self.dossiers = DossierRules(self)
         self.threats = ThreatRules(self)
         self.roles = RoleRules(self)
+        self.measures = MeasureRules(self)
+        self.approvals = ApprovalRules(self)
+        self.schedule = ScheduleRules(self)
 
     async def roles_of(self, user_id: str) -> frozenset[Role]:
         """Seed ∪ grants − revocations; a user on a server not allowed has none at all."""

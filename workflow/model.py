@@ -121,3 +121,114 @@ class DossierFilter:
     kind: DossierKind | None = None
     level_min: int | None = None
     lead: str | None = None
+
+
+class MeasureType(enum.StrEnum):
+    CONTACT_247 = "contact-247"
+    PRIORITY_CALLS = "priority-calls"
+    TECHNO_PREVENTION = "techno-prevention"
+    PATROL = "patrol"
+    CHECKS = "checks"
+    FIXED_POST = "fixed-post"
+    CLOSE_PROTECTION = "close-protection"
+
+    @property
+    def description(self) -> str:
+        return _MEASURE_NAMES[self]
+
+
+_MEASURE_NAMES = {
+    MeasureType.CONTACT_247: "police contact person reachable 24/7",
+    MeasureType.PRIORITY_CALLS: "priority handling of calls by the emergency centres",
+    MeasureType.TECHNO_PREVENTION: "techno-preventive survey of home or premises",
+    MeasureType.PATROL: "patrols at varying times",
+    MeasureType.CHECKS: "checks of suspicious persons, vehicles and objects",
+    MeasureType.FIXED_POST: "fixed post with permanent police presence",
+    MeasureType.CLOSE_PROTECTION: "close protection (federal police, protection directorate)",
+}
+
+
+class MeasureState(enum.StrEnum):
+    PROPOSED = "proposed"
+    PROVISIONAL = "provisional"  # urgent: in force while the decision is pending
+    ACTIVE = "active"
+    REJECTED = "rejected"
+    WITHDRAWN = "withdrawn"
+    ENDED = "ended"
+    EXPIRED = "expired"
+
+    @property
+    def in_force(self) -> bool:
+        return self in (MeasureState.ACTIVE, MeasureState.PROVISIONAL)
+
+
+class ProposalAction(enum.StrEnum):
+    CREATE = "create"
+    EXTEND = "extend"
+    LIMIT = "limit"
+    MAINTAIN = "maintain"
+    END = "end"
+
+
+class ProposalState(enum.StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    WITHDRAWN = "withdrawn"
+    EXPIRED = "expired"
+
+
+class Choice(enum.StrEnum):
+    APPROVE = "approve"
+    REJECT = "reject"
+
+
+@dataclass(frozen=True)
+class Measure:
+    id: int
+    dossier_ref: str
+    type: MeasureType
+    details: str
+    executor: str | None
+    starts_at: datetime | None
+    ends_at: datetime | None
+    review_at: datetime | None
+    state: MeasureState
+    created_by: str
+    created_at: datetime
+    acknowledged_by: str | None
+    acknowledged_at: datetime | None
+
+    @property
+    def ref(self) -> str:
+        return f"M-{self.id}"
+
+
+@dataclass(frozen=True)
+class Proposal:
+    id: int
+    measure_id: int
+    action: ProposalAction
+    changes: dict[str, str]
+    reason: str
+    proposer: str
+    origin_room: str
+    urgent: bool
+    state: ProposalState
+    created_at: datetime
+    decided_at: datetime | None
+    decided_by: str | None
+    rationale: str | None
+    rationale_by: str | None
+
+    @property
+    def ref(self) -> str:
+        return f"P-{self.id}"
+
+
+@dataclass(frozen=True)
+class Vote:
+    voter: str
+    choice: Choice
+    reaction_event_id: str
+    cast_at: datetime

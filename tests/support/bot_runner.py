@@ -10,12 +10,14 @@ import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from bot.app import Aegis
+from workflow.clock import Clock
 from config import load_settings
 from tests.support.homeserver import Homeserver
 from tests.support.matrix_user import MatrixUser
@@ -82,11 +84,24 @@ class BotSetup:
             self.rooms[key] = room_id
 
 
+class FakeClock:
+    """Starts at the real time and moves only when a test says so."""
+
+    def __init__(self) -> None:
+        self.moment = datetime.now(UTC)
+
+    def now(self) -> datetime:
+        return self.moment
+
+    def advance(self, **delta: float) -> None:
+        self.moment += timedelta(**delta)
+
+
 class InProcessBot:
     """The bot as an asyncio task in the test's loop; fast, for tests that need no SIGKILL."""
 
-    def __init__(self, config_path: Path) -> None:
-        self.app = Aegis(load_settings(config_path))
+    def __init__(self, config_path: Path, clock: Clock | None = None) -> None:
+        self.app = Aegis(load_settings(config_path), clock)
         self.task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:

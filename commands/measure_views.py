@@ -1,0 +1,251 @@
+"""What the approval flow posts: the prompt, its decided form, orders for the police, and
+notices. Shared by the commands, the reaction handler and the scheduler, so a decision
+reads the same however it came about."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from commands.formatting import age, when
+from commands.replies import Announcement, Reply, RoomKey, Severity
+from workflow.approvals import Decision, ReactionResult, order_ref, prompt_ref
+from workflow.measures import Proposed
+from workflow.model import Measure, MeasureState, ProposalAction, ProposalState
+from workflow.schedule import Ending, Nudge
+
+APPROVE, REJECT = "✅", "❌"
+
+
+def threat(proposed: Proposed, now: datetime) -> str:
+    if proposed.latest is None:
+        return "no assessment on file"
+    latest = proposed.latest
+    return f"{latest.level.label} ({latest.source}, {age(latest.created_at, now)} old)"
+
+
+def measure_period(measure: Measure, tz: ZoneInfo) -> str:
+    return f"{when(measure.starts_at, tz)} → {when(measure.ends_at, tz)}"
+
+
+def what(proposed: Proposed) -> str:
+    p, m = proposed.proposal, proposed.measure
+    if p.action is ProposalAction.CREATE:
+        return f"new {m.ref}: {m.type} — {m.type.description}"
+    change = {
+        ProposalAction.EXTEND: f"extend {m.ref} to end {p.changes.get('ends_at', '')[:16]}",
+        ProposalAction.LIMIT: f"limit {m.ref}: {p.changes.get('limit', '')}",
+        ProposalAction.MAINTAIN: f"maintain {m.ref}"
+        + (f", next review {p.changes['review_at'][:16]}" if "review_at" in p.changes else ""),
+        ProposalAction.END: f"end {m.ref}",
+    }
+    return f"{change[p.action]} ({m.type})"
+
+
+def _fields(proposed: Proposed, now: datetime, tz: ZoneInfo) -> tuple[tuple[str, str], ...]:
+    d, m, p = proposed.dossier, proposed.measure, proposed.proposal
+    fields = [
+        ("Dossier", f"{d.ref} — {d.title} ({d.kind}/{d.category})"),
+        ("Threat level", threat(proposed, now)),
+        ("Measure", what(proposed)),
+        ("Period", measure_period(m, tz)),
+        ("Executor", m.executor or "police"),
+        ("Proposed by", f"{p.proposer}, {when(p.created_at, tz)}"),
+        ("Reason", p.reason),
+    ]
+    if p.urgent:
+        fields.insert(0, ("URGENT", "in force provisionally until decided"))
+    return tuple(fields)
+
+
+def prompt(proposed: Proposed, now: datetime, tz: ZoneInfo) -> Announcement:
+    p = proposed.proposal
+    return Announcement(
+        RoomKey.APPROVALS,
+        Reply(
+            f"Approval needed: {p.ref} — {what(proposed)}",
+            Severity.WARNING if p.urgent else Severity.INFO,
+            fields=_fields(proposed, now, tz),
+            lines=(
+                f"Tap {APPROVE} to approve or {REJECT} to reject; "
+                "reply in a thread to give your rationale.",
+            ),
+        ),
+        ref=prompt_ref(p),
+        reactions=(APPROVE, REJECT),
+    )
+
+
+def order(measure: Measure, proposed: Proposed, tz: ZoneInfo, provisional: bool) -> Announcement:
+    d = proposed.dossier
+    title = f"EXECUTION ORDER {measure.ref}: {measure.type} for {d.ref}"
+    if provisional:
+        title = f"PROVISIONAL ORDER (urgent, pending decision) {measure.ref}: {measure.type}"
+    return Announcement(
+        RoomKey.OPERATIONS,
+        Reply(
+            title,
+            Severity.WARNING,
+            fields=(
+                ("Dossier", f"{d.ref} — {d.title}"),
+                ("Measure", f"{measure.type} — {measure.type.description}"),
+                ("Details", measure.details),
+                ("Period", measure_period(measure, tz)),
+                ("Executor", measure.executor or "police"),
+            ),
+            lines=(f"Police: acknowledge with {APPROVE} or !measure ack {measure.ref}",),
+        ),
+        ref=order_ref(measure.id),
+        reactions=(APPROVE,),
+    )
+
+
+def proposed_reply(proposed: Proposed, now: datetime, tz: ZoneInfo) -> Reply:
+    p, m = proposed.proposal, proposed.measure
+    also = [prompt(proposed, now, tz)]
+    if p.urgent and p.action is ProposalAction.CREATE:
+        also.append(order(m, proposed, tz, provisional=True))
+    return Reply(
+        f"Proposed {p.ref}: {what(proposed)}",
+        Severity.SUCCESS,
+        fields=(("State", str(m.state)), ("Approval", "prompt posted in the approvals room")),
+        also=tuple(also),
+    )
+
+
+def decision_announcements(decision: Decision, tz: ZoneInfo) -> tuple[Announcement, ...]:
+    proposed, outcome = decision.proposed, decision.outcome
+    p, m, d = proposed.proposal, proposed.measure, proposed.dossier
+    word = {
+        "approved": "APPROVED",
+        "rejected": "REJECTED",
+        "expired": "EXPIRED",
+        "withdrawn": "WITHDRAWN",
+    }[outcome]
+    severity = Severity.SUCCESS if outcome is ProposalState.APPROVED else Severity.WARNING
+    decided = [("Decided", f"{word} by {decision.by}, {when(decision.at, tz)}")]
+    if decision.rationale:
+        decided.append(("Rationale", decision.rationale))
+    edited = Announcement(
+        RoomKey.APPROVALS,
+        Reply(
+            f"{word}: {p.ref} — {what(proposed)}",
+            severity,
+            fields=(*decided, *_fields(proposed, decision.at, tz)),
+        ),
+        replaces=prompt_ref(p),
+    )
+    notice = Reply(
+        f"{p.ref} {outcome}: {what(proposed)}",
+        severity,
+        fields=(("Dossier", f"{d.ref} — {d.title}"), *decided, ("Measure is now", str(m.state))),
+    )
+    out = [edited, Announcement(p.origin_room, notice)]
+    if p.origin_room != RoomKey.COORDINATION.value:
+        out.append(Announcement(RoomKey.COORDINATION, notice))
+    if outcome is ProposalState.APPROVED and p.action is ProposalAction.CREATE:
+        if p.urgent:
+            out.append(
+                Announcement(
+                    RoomKey.OPERATIONS,
+                    Reply(f"CONFIRMED: provisional {m.ref} is approved", Severity.SUCCESS),
+                )
+            )
+        else:
+            out.append(order(m, proposed, tz, provisional=False))
+    elif outcome is ProposalState.APPROVED:
+        out.append(
+            Announcement(
+                RoomKey.OPERATIONS,
+                Reply(
+                    f"CHANGE ORDER {m.ref}: {what(proposed)}",
+                    Severity.WARNING,
+                    fields=(("Period", measure_period(m, tz)), ("Details", m.details)),
+                ),
+            )
+        )
+    elif m.state is MeasureState.ENDED and p.urgent:
+        out.append(
+            Announcement(
+                RoomKey.OPERATIONS,
+                Reply(
+                    f"STOP: provisional {m.ref} was {outcome}; the measure has ended",
+                    Severity.ERROR,
+                    fields=(("Dossier", f"{d.ref} — {d.title}"),),
+                ),
+            )
+        )
+    return tuple(out)
+
+
+def nudge(step: Nudge, tz: ZoneInfo) -> Announcement:
+    p = step.proposed.proposal
+    return Announcement(
+        RoomKey.APPROVALS,
+        Reply(
+            f"Reminder: {p.ref} has waited {step.waited_hours} h — {what(step.proposed)}",
+            Severity.WARNING,
+            fields=(("Dossier", f"{step.proposed.dossier.ref} — {step.proposed.dossier.title}"),),
+            lines=(f"Tap {APPROVE} or {REJECT} on the prompt above.",),
+        ),
+        mentions=step.approvers,
+    )
+
+
+def ending(step: Ending, tz: ZoneInfo, now: datetime) -> tuple[Announcement, ...]:
+    m = step.measure
+    if step.warning:
+        left = (m.ends_at - now) if m.ends_at else None
+        days = f"{max(left.days, 0)} days" if left else "soon"
+        return (
+            Announcement(
+                RoomKey.COORDINATION,
+                Reply(
+                    f"{m.ref} ({m.type}, {m.dossier_ref}) ends in {days}: {when(m.ends_at, tz)}",
+                    Severity.WARNING,
+                    lines=(
+                        f"Still needed? !measure extend {m.ref} end=<when> <reason>",
+                        f"Under review: !measure maintain {m.ref} review=<when> <reason>",
+                    ),
+                ),
+            ),
+        )
+    notice = Reply(
+        f"{m.ref} ({m.type}, {m.dossier_ref}) has ended at its end date", Severity.WARNING
+    )
+    return (
+        Announcement(RoomKey.COORDINATION, notice),
+        Announcement(
+            RoomKey.OPERATIONS,
+            Reply(f"STOP executing {m.ref}: it ended at its end date", Severity.WARNING),
+        ),
+    )
+
+
+def scheduled(
+    outcome: Nudge | Decision | Ending, tz: ZoneInfo, now: datetime
+) -> tuple[Announcement, ...]:
+    if isinstance(outcome, Nudge):
+        return (nudge(outcome, tz),)
+    if isinstance(outcome, Decision):
+        return decision_announcements(outcome, tz)
+    return ending(outcome, tz, now)
+
+
+def acknowledged(measure: Measure) -> Announcement:
+    return Announcement(
+        RoomKey.COORDINATION,
+        Reply(
+            f"Police acknowledged {measure.ref} ({measure.type}) for {measure.dossier_ref}",
+            Severity.SUCCESS,
+            fields=(("By", measure.acknowledged_by or "—"),),
+        ),
+    )
+
+
+def reacted(result: ReactionResult, tz: ZoneInfo) -> tuple[Announcement, ...]:
+    if result.decision is not None:
+        return decision_announcements(result.decision, tz)
+    if result.acknowledged is not None:
+        return (acknowledged(result.acknowledged),)
+    return ()

@@ -1,0 +1,213 @@
+"""Queries for measures, proposals, votes and the scheduler's fired keys."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage import outbox
+from storage.dossiers import _aware, _utc
+from storage.runtime import dialect_insert
+from storage.tables import DossierRow, FiredRow, MeasureRow, ProposalRow, VoteRow
+from workflow.model import (
+    Choice,
+    Measure,
+    MeasureState,
+    MeasureType,
+    Proposal,
+    ProposalAction,
+    ProposalState,
+    Vote,
+)
+
+
+def _measure(row: MeasureRow, dossier_ref: str) -> Measure:
+    return Measure(
+        id=row.id,
+        dossier_ref=dossier_ref,
+        type=MeasureType(row.type),
+        details=row.details,
+        executor=row.executor,
+        starts_at=_utc(row.starts_at),
+        ends_at=_utc(row.ends_at),
+        review_at=_utc(row.review_at),
+        state=MeasureState(row.state),
+        created_by=row.created_by,
+        created_at=_aware(row.created_at),
+        acknowledged_by=row.acknowledged_by,
+        acknowledged_at=_utc(row.acknowledged_at),
+    )
+
+
+def _proposal(row: ProposalRow) -> Proposal:
+    return Proposal(
+        id=row.id,
+        measure_id=row.measure_id,
+        action=ProposalAction(row.action),
+        changes=json.loads(row.changes),
+        reason=row.reason,
+        proposer=row.proposer,
+        origin_room=row.origin_room,
+        urgent=row.urgent,
+        state=ProposalState(row.state),
+        created_at=_aware(row.created_at),
+        decided_at=_utc(row.decided_at),
+        decided_by=row.decided_by,
+        rationale=row.rationale,
+        rationale_by=row.rationale_by,
+    )
+
+
+class MeasureStore:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def insert(self, dossier_ref: str, fields: dict[str, Any]) -> Measure:
+        dossier_id = (
+            await self.session.execute(select(DossierRow.id).where(DossierRow.ref == dossier_ref))
+        ).scalar_one()
+        row = MeasureRow(dossier_id=dossier_id, **fields)
+        self.session.add(row)
+        await self.session.flush()
+        return _measure(row, dossier_ref)
+
+    def _measures(self) -> Select[MeasureRow, str]:
+        return select(MeasureRow, DossierRow.ref).join(
+            DossierRow, MeasureRow.dossier_id == DossierRow.id
+        )
+
+    async def get(self, measure_id: int) -> Measure | None:
+        row = (
+            await self.session.execute(self._measures().where(MeasureRow.id == measure_id))
+        ).first()
+        return _measure(row[0], row[1]) if row else None
+
+    async def update(self, measure_id: int, fields: dict[str, Any]) -> None:
+        await self.session.execute(
+            update(MeasureRow).where(MeasureRow.id == measure_id).values(**fields)
+        )
+
+    async def listing(
+        self, dossier_ref: str | None, states: Sequence[MeasureState] | None, limit: int = 200
+    ) -> list[Measure]:
+        query = self._measures()
+        if dossier_ref is not None:
+            query = query.where(DossierRow.ref == dossier_ref)
+        if states is not None:
+            query = query.where(MeasureRow.state.in_([s.value for s in states]))
+        rows = await self.session.execute(query.order_by(MeasureRow.id.desc()).limit(limit))
+        return [_measure(m, ref) for m, ref in rows.all()]
+
+    async def add_proposal(self, fields: dict[str, Any]) -> Proposal:
+        row = ProposalRow(**{**fields, "changes": json.dumps(fields["changes"])})
+        self.session.add(row)
+        await self.session.flush()
+        return _proposal(row)
+
+    async def proposal(self, proposal_id: int) -> Proposal | None:
+        row = await self.session.get(ProposalRow, proposal_id)
+        return _proposal(row) if row else None
+
+    async def proposals_of(self, measure_id: int) -> list[Proposal]:
+        rows = await self.session.scalars(
+            select(ProposalRow).where(ProposalRow.measure_id == measure_id).order_by(ProposalRow.id)
+        )
+        return [_proposal(r) for r in rows]
+
+    async def pending(self) -> list[Proposal]:
+        rows = await self.session.scalars(
+            select(ProposalRow)
+            .where(ProposalRow.state == ProposalState.PENDING.value)
+            .order_by(ProposalRow.id)
+        )
+        return [_proposal(r) for r in rows]
+
+    async def close_proposal(
+        self, proposal_id: int, state: ProposalState, by: str | None, at: datetime
+    ) -> bool:
+        """Pending → decided, exactly once: of two racing decisions only one changes a row."""
+        result = await self.session.execute(
+            update(ProposalRow)
+            .where(ProposalRow.id == proposal_id, ProposalRow.state == ProposalState.PENDING.value)
+            .values(state=state.value, decided_by=by, decided_at=at)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def set_rationale(self, proposal_id: int, text: str, by: str) -> bool:
+        """Only the first rationale is kept."""
+        result = await self.session.execute(
+            update(ProposalRow)
+            .where(ProposalRow.id == proposal_id, ProposalRow.rationale.is_(None))
+            .values(rationale=text, rationale_by=by)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def add_vote(
+        self, proposal_id: int, voter: str, choice: Choice, reaction_event_id: str, at: datetime
+    ) -> bool:
+        stmt = (
+            dialect_insert(self.session)(VoteRow)
+            .values(
+                proposal_id=proposal_id,
+                voter=voter,
+                choice=choice.value,
+                reaction_event_id=reaction_event_id,
+                cast_at=at,
+            )
+            .on_conflict_do_nothing(index_elements=["reaction_event_id"])
+        )
+        return bool((await self.session.execute(stmt)).rowcount)  # type: ignore[attr-defined]
+
+    async def withdraw_vote(self, reaction_event_id: str, at: datetime) -> int | None:
+        """The proposal whose vote was withdrawn, or None if the reaction was no vote."""
+        row = (
+            await self.session.scalars(
+                select(VoteRow).where(
+                    VoteRow.reaction_event_id == reaction_event_id, VoteRow.withdrawn_at.is_(None)
+                )
+            )
+        ).first()
+        if row is None:
+            return None
+        row.withdrawn_at = at
+        return row.proposal_id
+
+    async def vote_proposal(self, reaction_event_id: str) -> int | None:
+        return (
+            await self.session.scalars(
+                select(VoteRow.proposal_id).where(VoteRow.reaction_event_id == reaction_event_id)
+            )
+        ).first()
+
+    async def votes(self, proposal_id: int) -> list[Vote]:
+        rows = await self.session.scalars(
+            select(VoteRow)
+            .where(VoteRow.proposal_id == proposal_id, VoteRow.withdrawn_at.is_(None))
+            .order_by(VoteRow.id)
+        )
+        return [
+            Vote(r.voter, Choice(r.choice), r.reaction_event_id, _aware(r.cast_at)) for r in rows
+        ]
+
+    async def fire(self, kind: str, key: str, at: datetime) -> bool:
+        """True the first time only: the scheduler's guard against doing anything twice."""
+        stmt = (
+            dialect_insert(self.session)(FiredRow)
+            .values(kind=kind, key=key, fired_at=at)
+            .on_conflict_do_nothing(index_elements=["kind", "key"])
+        )
+        return bool((await self.session.execute(stmt)).rowcount)  # type: ignore[attr-defined]
+
+    async def fired(self, kind: str, key: str) -> bool:
+        return await self.session.get(FiredRow, (kind, key)) is not None
+
+    async def ref_of_event(self, event_id: str) -> str | None:
+        return await outbox.ref_of_event(self.session, event_id)
+
+    async def event_of_ref(self, ref: str) -> tuple[str, str] | None:
+        return await outbox.event_of_ref(self.session, ref)

@@ -17,10 +17,10 @@ from typing import Any
 import yaml
 
 from bot.app import Aegis
-from workflow.clock import Clock
 from config import load_settings
 from tests.support.homeserver import Homeserver
 from tests.support.matrix_user import MatrixUser
+from workflow.clock import Clock
 
 REPO = Path(__file__).resolve().parents[2]
 ROOM_KEYS = ("coordination", "approvals", "operations", "early_warning")

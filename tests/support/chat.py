@@ -4,23 +4,34 @@ enough for hundreds of cases, while the end-to-end tests prove the Matrix wiring
 from __future__ import annotations
 
 import itertools
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from commands import Context, Dispatcher, Reply, registry
 from config import Role
+from storage import outbox
 from storage.db import Database
 from storage.store import Store
 from workflow import AccessPolicy, Policy, RuntimeInfo, Workflow
+from workflow.approvals import ReactionResult
 
 BRUSSELS = ZoneInfo("Europe/Brussels")
 START = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)  # a Wednesday
 
 
 class Chat:
-    def __init__(self, db: Database, roles: dict[str, set[Role]], now: datetime = START) -> None:
+    def __init__(
+        self,
+        db: Database,
+        roles: dict[str, set[Role]],
+        now: datetime = START,
+        policy: Policy | None = None,
+    ) -> None:
         self.db = db
         self.now = now
+        self.policy = policy or Policy(timezone=BRUSSELS)
         self.access = AccessPolicy(
             roles={user: frozenset(r) for user, r in roles.items()},
             allowed_servers=frozenset(),
@@ -32,15 +43,15 @@ class Chat:
     def advance(self, **delta: float) -> None:
         self.now += timedelta(**delta)
 
-    async def say(self, user: str, text: str, room: str = "!coordination") -> Reply:
+    @asynccontextmanager
+    async def workflow(self) -> AsyncIterator[Workflow]:
         async with self.db.transaction() as session:
-            workflow = Workflow(
-                Store(session),
-                self.now,
-                self.access,
-                RuntimeInfo("test", START),
-                Policy(timezone=BRUSSELS),
+            yield Workflow(
+                Store(session), self.now, self.access, RuntimeInfo("test", START), self.policy
             )
+
+    async def say(self, user: str, text: str, room: str = "!coordination") -> Reply:
+        async with self.workflow() as workflow:
             ctx = Context(
                 actor=user,
                 roles=await workflow.roles_of(user),
@@ -52,6 +63,46 @@ class Chat:
                 workflow=workflow,
             )
             return await self.dispatcher.dispatch(text, ctx)
+
+    async def posted(self, ref: str, event_id: str, room: str = "!approvals") -> None:
+        """What the sender does once a named message is out: its event ID is on record."""
+        async with self.db.transaction() as session:
+            await outbox.enqueue(
+                session,
+                txn_id=f"t-{event_id}",
+                room_id=room,
+                event_type="m.room.message",
+                content={},
+                now=self.now,
+                ref=ref,
+            )
+            [pending] = [m for m in await outbox.pending(session) if m.txn_id == f"t-{event_id}"]
+            await outbox.mark_sent(session, pending.id, event_id, self.now)
+
+    async def react(
+        self, user: str, target: str, key: str = "✅", own: bool = False, event_id: str = ""
+    ) -> ReactionResult:
+        async with self.workflow() as workflow:
+            event_id = event_id or f"$reaction{next(self._events)}"
+            return await workflow.approvals.react(user, event_id, target, key, own)
+
+    async def unreact(self, user: str, reaction_event_id: str) -> None:
+        async with self.workflow() as workflow:
+            await workflow.approvals.unreact(
+                user, f"$redaction{next(self._events)}", reaction_event_id
+            )
+
+    async def tick(self) -> list[object]:
+        """One scheduler pass at the chat's current time: what took effect."""
+        async with self.workflow() as workflow:
+            due = await workflow.schedule.due()
+        done = []
+        for step in due:
+            async with self.workflow() as workflow:
+                outcome = await workflow.schedule.run(step)
+            if outcome is not None:
+                done.append(outcome)
+        return done
 
 
 def text_of(reply: Reply) -> str:

@@ -1,0 +1,340 @@
+"""Measures and their approval through the real workflow and database (SQLite and
+PostgreSQL): who counts, four eyes, quorum, rejection, withdrawal, urgency, the lifecycle,
+races and the time-driven steps. The end-to-end tests prove the Matrix wiring."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import text
+
+from commands import Reply, RoomKey, Severity
+from config import Role
+from storage.db import Database
+from tests.support.chat import BRUSSELS, Chat, text_of
+from workflow import Policy
+from workflow.approvals import Ignored, choice_of
+from workflow.model import Choice, ProposalState
+from workflow.schedule import Ending, Nudge
+
+LIAISON = "@lia:aegis.test"
+CHIEF = "@chief:aegis.test"  # liaison and admin: may propose urgently
+BOTH = "@both:aegis.test"  # liaison and approver: four eyes must still hold
+MINA, MARC = "@mina:aegis.test", "@marc:aegis.test"
+POLICE = "@paul:aegis.test"
+ANALYST = "@ana:aegis.test"
+BOT = "@aegis:aegis.test"
+APPROVERS = [f"@approver{n}:aegis.test" for n in range(20)]
+
+
+def make_chat(db: Database, quorum: int = 1) -> Chat:
+    roles: dict[str, set[Role]] = {
+        LIAISON: {Role.LIAISON},
+        CHIEF: {Role.LIAISON, Role.ADMIN},
+        BOTH: {Role.LIAISON, Role.APPROVER},
+        MINA: {Role.APPROVER},
+        MARC: {Role.APPROVER},
+        POLICE: {Role.POLICE},
+        ANALYST: {Role.ANALYST},
+    }
+    roles.update({user: {Role.APPROVER} for user in APPROVERS})
+    return Chat(db, roles, policy=Policy(timezone=BRUSSELS, quorum=quorum))
+
+
+@pytest.fixture
+def chat(database: Database) -> Chat:
+    return make_chat(database)
+
+
+async def dossier(chat: Chat) -> str:
+    reply = await chat.say(LIAISON, '!dossier open person "Visit of the President"')
+    ref = reply.title.removeprefix("Opened ")
+    await chat.say(ANALYST, f"!threat log {ref} level=3 source=OCAD credible threat")
+    return ref
+
+
+async def propose(chat: Chat, ref: str, who: str = LIAISON, extra: str = "") -> Reply:
+    reply = await chat.say(
+        who, f"!measure propose {ref} close-protection {extra} visit programme".strip()
+    )
+    assert reply.severity is Severity.SUCCESS, text_of(reply)
+    proposal = reply.title.split()[1].rstrip(":")
+    await chat.posted(f"prompt:{proposal}", f"$prompt-{proposal}")
+    return reply
+
+
+async def audit_actions(db: Database) -> list[tuple[str, str, str]]:
+    async with db.transaction() as s:
+        rows = await s.execute(text("SELECT actor, action, target FROM audit_log ORDER BY seq"))
+        return [tuple(r) for r in rows.all()]  # type: ignore[misc]
+
+
+async def state_of(chat: Chat, measure: str) -> str:
+    return dict((await chat.say(POLICE, f"!measure show {measure}")).fields)["State"]
+
+
+def test_emoji_variants_count_as_the_same_vote() -> None:
+    for key in ("✅", "✔️", "✔", "☑️", "👍", "👍🏽", "👍🏿"):
+        assert choice_of(key) is Choice.APPROVE, key
+    for key in ("❌", "✖️", "👎", "👎🏻"):
+        assert choice_of(key) is Choice.REJECT, key
+    for key in ("🎉", "👀", "", "ok"):
+        assert choice_of(key) is None, key
+
+
+async def test_proposal_posts_a_complete_prompt_with_the_bots_reactions(chat: Chat) -> None:
+    ref = await dossier(chat)
+    reply = await propose(chat, ref, extra='end="in 10 days" executor=DAB')
+    assert (
+        reply.title
+        == "Proposed P-1: new M-1: close-protection — close protection (federal police, protection directorate)"
+    )
+    [prompt] = reply.also
+    assert prompt.room is RoomKey.APPROVALS and prompt.ref == "prompt:P-1"
+    assert prompt.reactions == ("✅", "❌")
+    fields = dict(prompt.reply.fields)
+    assert fields["Dossier"].startswith(f"{ref} — Visit of the President")
+    assert fields["Threat level"].startswith("3 SERIOUS / ERNSTIG / GRAVE (OCAD, 0m old")
+    assert "→" in fields["Period"] and fields["Executor"] == "DAB"
+    assert fields["Proposed by"].startswith(LIAISON) and fields["Reason"] == "visit programme"
+    assert await state_of(chat, "M-1") == "proposed"
+
+
+async def test_only_approvers_count_and_never_the_proposer(chat: Chat, database: Database) -> None:
+    ref = await dossier(chat)
+    await propose(chat, ref, who=BOTH)
+    prompt = "$prompt-P-1"
+    assert (await chat.react(BOT, prompt, own=True)).ignored is Ignored.OWN
+    assert (await chat.react(POLICE, prompt)).ignored is Ignored.NOT_APPROVER
+    assert (await chat.react(BOTH, prompt)).ignored is Ignored.PROPOSER
+    assert await state_of(chat, "M-1") == "proposed"
+    result = await chat.react(MINA, prompt, "👍🏽")
+    assert result.decision is not None and result.decision.outcome is ProposalState.APPROVED
+    assert await state_of(chat, "M-1") == "active"
+    late = await chat.react(MARC, prompt, "❌")
+    assert late.ignored is Ignored.DECIDED and await state_of(chat, "M-1") == "active"
+    ignored = [a for _, a, _ in await audit_actions(database) if a == "vote.ignored"]
+    assert len(ignored) == 4
+    assert (MINA, "proposal.approved", "P-1") in await audit_actions(database)
+
+
+async def test_a_reaction_on_any_other_message_is_ignored(chat: Chat) -> None:
+    await propose(chat, await dossier(chat))
+    assert (await chat.react(MINA, "$some-other-message")).ignored is Ignored.NOT_A_PROMPT
+    assert (await chat.react(MINA, "$prompt-P-1", "🎉")).ignored is Ignored.NOT_A_VOTE
+    assert await state_of(chat, "M-1") == "proposed"
+
+
+async def test_quorum_needs_distinct_approvers(database: Database) -> None:
+    chat = make_chat(database, quorum=2)
+    await propose(chat, await dossier(chat))
+    assert (await chat.react(MINA, "$prompt-P-1", "✅")).decision is None
+    assert (await chat.react(MINA, "$prompt-P-1", "👍")).decision is None  # same person again
+    decided = await chat.react(MARC, "$prompt-P-1", "✔️")
+    assert decided.decision is not None and decided.decision.by == f"{MINA}, {MARC}"
+
+
+async def test_decision_announcements_edit_the_prompt_and_order_the_police(chat: Chat) -> None:
+    await propose(chat, await dossier(chat))
+    decision = (await chat.react(MINA, "$prompt-P-1")).decision
+    assert decision is not None
+    from commands.measure_views import decision_announcements
+
+    edited, to_proposer, to_coordination, order = decision_announcements(decision, BRUSSELS)
+    assert edited.replaces == "prompt:P-1" and edited.reply.title.startswith("APPROVED: P-1")
+    assert dict(edited.reply.fields)["Decided"].startswith(f"APPROVED by {MINA}")
+    assert to_proposer.room == "!coordination" and to_coordination.room is RoomKey.COORDINATION
+    assert (
+        order.room is RoomKey.OPERATIONS and order.ref == "order:M-1" and order.reactions == ("✅",)
+    )
+    assert order.reply.title.startswith("EXECUTION ORDER M-1")
+
+
+async def test_reject_and_withdrawn_votes(database: Database) -> None:
+    chat = make_chat(database, quorum=2)
+    ref = await dossier(chat)
+    await propose(chat, ref)
+    await chat.react(MINA, "$prompt-P-1", "✅", event_id="$mina-yes")
+    await chat.unreact(MINA, "$mina-yes")
+    assert (await chat.react(MARC, "$prompt-P-1")).decision is None  # one standing vote of two
+    rejected = await chat.react(MINA, "$prompt-P-1", "❌")
+    assert rejected.decision is not None and rejected.decision.outcome is ProposalState.REJECTED
+    assert await state_of(chat, "M-1") == "rejected"
+    await chat.unreact(MINA, "$mina-yes")  # after the decision: changes nothing
+    assert await state_of(chat, "M-1") == "rejected"
+    assert "M-1 · " not in text_of(await chat.say(POLICE, "!measure list status=active"))
+
+
+async def test_only_the_proposer_withdraws_a_pending_proposal(
+    chat: Chat, database: Database
+) -> None:
+    await propose(chat, await dossier(chat))
+    refused = await chat.say(CHIEF, "!proposal withdraw P-1")
+    assert refused.severity is Severity.ERROR and "only the proposer" in refused.title
+    assert (CHIEF, "refused:proposal withdraw", "P-1") in await audit_actions(database)
+    withdrawn = await chat.say(LIAISON, "!proposal withdraw P-1")
+    assert withdrawn.severity is Severity.SUCCESS
+    assert withdrawn.also[0].replaces == "prompt:P-1"
+    assert await state_of(chat, "M-1") == "withdrawn"
+    assert "withdrawn already" in (await chat.say(LIAISON, "!proposal withdraw P-1")).title
+    assert (await chat.react(MINA, "$prompt-P-1")).ignored is Ignored.DECIDED
+
+
+async def test_urgent_measures_are_provisional_and_a_rejection_stops_them(chat: Chat) -> None:
+    ref = await dossier(chat)
+    refused = await chat.say(
+        LIAISON, f"!measure propose {ref} patrol urgent=yes threats this morning"
+    )
+    assert refused.severity is Severity.ERROR and "admin" in refused.title
+    reply = await propose(chat, ref, who=CHIEF, extra="urgent=yes")
+    rooms = [a.room for a in reply.also]
+    assert rooms == [RoomKey.APPROVALS, RoomKey.OPERATIONS]
+    assert reply.also[1].reply.title.startswith("PROVISIONAL ORDER")
+    assert await state_of(chat, "M-1") == "provisional"
+    decision = (await chat.react(MINA, "$prompt-P-1", "❌")).decision
+    assert decision is not None
+    from commands.measure_views import decision_announcements
+
+    stop = decision_announcements(decision, BRUSSELS)[-1]
+    assert stop.room is RoomKey.OPERATIONS and stop.reply.title.startswith("STOP")
+    assert await state_of(chat, "M-1") == "ended"
+
+
+async def test_bad_proposals_are_refused_with_the_reason(chat: Chat, database: Database) -> None:
+    ref = await dossier(chat)
+    past = await chat.say(LIAISON, f"!measure propose {ref} patrol end=yesterday x")
+    assert "end: is in the past" in past.title
+    await chat.say(LIAISON, f"!dossier close {ref} done")
+    closed = await chat.say(LIAISON, f"!measure propose {ref} patrol x")
+    assert "closed" in closed.title
+    unknown = await chat.say(LIAISON, f"!measure propose {ref} helicopter x")
+    assert unknown.severity is Severity.ERROR and "close-protection" in text_of(unknown)
+    async with database.transaction() as s:
+        assert (await s.execute(text("SELECT count(*) FROM measures"))).scalar_one() == 0
+
+
+async def test_lifecycle_changes_apply_only_once_approved(chat: Chat) -> None:
+    ref = await dossier(chat)
+    await propose(chat, ref, extra='end="in 10 days"')
+    not_active = await chat.say(LIAISON, '!measure extend M-1 end="in 20 days" longer visit')
+    assert "only a measure in force" in not_active.title
+    await chat.react(MINA, "$prompt-P-1")
+
+    async def decide(command: str, proposal: str) -> dict[str, str]:
+        reply = await chat.say(LIAISON, command)
+        assert reply.severity is Severity.SUCCESS, text_of(reply)
+        before = dict((await chat.say(POLICE, "!measure show M-1")).fields)
+        await chat.posted(f"prompt:{proposal}", f"$prompt-{proposal}")
+        await chat.react(MINA, f"$prompt-{proposal}")
+        after = dict((await chat.say(POLICE, "!measure show M-1")).fields)
+        assert before != after, command
+        return after
+
+    old_end = dict((await chat.say(POLICE, "!measure show M-1")).fields)["Period"]
+    assert "past" in (await chat.say(LIAISON, "!measure extend M-1 end=yesterday x")).title
+    after = await decide('!measure extend M-1 end="in 20 days" the visit is prolonged', "P-2")
+    assert after["Period"] != old_end
+    after = await decide('!measure limit M-1 "daytime only" threat decreased', "P-3")
+    assert after["Details"].endswith("[limited: daytime only]")
+    after = await decide('!measure maintain M-1 review="in 30 days" unchanged threat', "P-4")
+    assert after["Review"] != "—"
+    await chat.say(LIAISON, "!measure end M-1 visit over")
+    assert "pending proposal" in (await chat.say(LIAISON, "!measure end M-1 again")).title
+    await chat.posted("prompt:P-5", "$prompt-P-5")
+    await chat.react(MINA, "$prompt-P-5")
+    assert await state_of(chat, "M-1") == "ended"
+
+
+async def test_twenty_racing_approvals_make_one_decision(database: Database) -> None:
+    chat = make_chat(database, quorum=1)
+    await propose(chat, await dossier(chat))
+    results = await asyncio.gather(*(chat.react(a, "$prompt-P-1") for a in APPROVERS))
+    assert sum(r.decision is not None for r in results) == 1
+    approved = [a for _, a, _ in await audit_actions(database) if a == "proposal.approved"]
+    assert approved == ["proposal.approved"]
+
+
+async def test_police_acknowledge_by_reaction_or_command(chat: Chat) -> None:
+    ref = await dossier(chat)
+    for n in (1, 2):
+        await propose(chat, ref)
+        await chat.react(MINA, f"$prompt-P-{n}")
+        await chat.posted(f"order:M-{n}", f"$order-M-{n}", "!operations")
+    assert (await chat.react(MINA, "$order-M-1")).ignored is Ignored.NOT_POLICE
+    acked = await chat.react(POLICE, "$order-M-1")
+    assert acked.acknowledged is not None and acked.acknowledged.acknowledged_by == POLICE
+    assert (await chat.react(POLICE, "$order-M-1")).acknowledged is None  # once
+    by_command = await chat.say(POLICE, "!measure ack M-2")
+    assert (
+        by_command.severity is Severity.SUCCESS and by_command.also[0].room is RoomKey.COORDINATION
+    )
+    assert "already" in (await chat.say(POLICE, "!measure ack M-2")).title
+    assert "police" in (await chat.say(LIAISON, "!measure ack M-2")).title
+    assert dict((await chat.say(POLICE, "!measure show M-1")).fields)["Acknowledged"].startswith(
+        POLICE
+    )
+
+
+async def test_first_thread_rationale_is_kept_with_the_decision(chat: Chat) -> None:
+    await propose(chat, await dossier(chat))
+    async with chat.workflow() as wf:
+        assert await wf.approvals.rationale(POLICE, "$t0", "$prompt-P-1", "not mine") is None
+        assert (
+            await wf.approvals.rationale(MINA, "$t1", "$prompt-P-1", "threat is credible")
+            is not None
+        )
+        assert await wf.approvals.rationale(MARC, "$t2", "$prompt-P-1", "second opinion") is None
+    decision = (await chat.react(MARC, "$prompt-P-1")).decision
+    assert decision is not None and decision.rationale == "threat is credible"
+
+
+async def test_nudges_once_per_interval_then_expiry(chat: Chat, database: Database) -> None:
+    await propose(chat, await dossier(chat))
+    assert await chat.tick() == []
+    chat.advance(hours=4, minutes=1)
+    [nudge] = await chat.tick()
+    assert isinstance(nudge, Nudge) and MINA in nudge.approvers and LIAISON not in nudge.approvers
+    chat.advance(hours=1)
+    assert await chat.tick() == []
+    chat.advance(hours=3)
+    assert [type(s) for s in await chat.tick()] == [Nudge]
+    chat.advance(hours=72)
+    [expired] = await chat.tick()
+    assert expired.outcome is ProposalState.EXPIRED  # type: ignore[union-attr]
+    assert await state_of(chat, "M-1") == "expired"
+    assert await chat.tick() == []
+    assert (await chat.react(MINA, "$prompt-P-1")).ignored is Ignored.DECIDED
+
+
+async def test_end_warning_comes_before_the_end_and_each_happens_once(
+    chat: Chat, database: Database
+) -> None:
+    await propose(chat, await dossier(chat), extra='end="in 10 days"')
+    await chat.react(MINA, "$prompt-P-1")
+    chat.advance(days=6)
+    assert await chat.tick() == []
+    chat.advance(days=1, hours=1)
+    [warning] = await chat.tick()
+    assert isinstance(warning, Ending) and warning.warning
+    assert await chat.tick() == []
+    chat.advance(days=3)
+    [ended] = await chat.tick()
+    assert isinstance(ended, Ending) and not ended.warning
+    assert await state_of(chat, "M-1") == "ended"
+    assert await chat.tick() == []
+    again = make_chat(database)  # a second process on the same database
+    again.now = chat.now + timedelta(minutes=5)
+    assert await again.tick() == []
+
+
+async def test_a_measure_never_ends_without_its_warning(chat: Chat) -> None:
+    """Down through both moments: the warning comes first, the end on a later pass."""
+    await propose(chat, await dossier(chat), extra='end="in 2 days"')
+    await chat.react(MINA, "$prompt-P-1")
+    chat.advance(days=5)
+    [first] = await chat.tick()
+    assert isinstance(first, Ending) and first.warning
+    [second] = await chat.tick()
+    assert isinstance(second, Ending) and not second.warning

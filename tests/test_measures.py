@@ -87,9 +87,9 @@ def test_emoji_variants_count_as_the_same_vote() -> None:
 async def test_proposal_posts_a_complete_prompt_with_the_bots_reactions(chat: Chat) -> None:
     ref = await dossier(chat)
     reply = await propose(chat, ref, extra='end="in 10 days" executor=DAB')
-    assert (
-        reply.title
-        == "Proposed P-1: new M-1: close-protection — close protection (federal police, protection directorate)"
+    assert reply.title == (
+        "Proposed P-1: new M-1: close-protection — "
+        "close protection (federal police, protection directorate)"
     )
     [prompt] = reply.also
     assert prompt.room is RoomKey.APPROVALS and prompt.ref == "prompt:P-1"

@@ -209,7 +209,7 @@ class Pipeline:
         """The reply, its announcements, files and room request, in the order they must
         happen; the sender turns the two `aegis.*` kinds into uploads and room creation."""
         rows: list[Row] = [Row(room_id, MESSAGE, notice(reply, in_reply_to=cause))]
-        rows += [row for a in reply.also for row in self._announcement_rows(a)]
+        rows += self._announcements_rows(reply.also)
         for attachment in reply.attachments:
             rows.append(Row(room_id, UPLOAD, file_request(attachment, in_reply_to=cause)))
         if reply.room is not None:
@@ -220,8 +220,20 @@ class Pipeline:
         self, session: AsyncSession, cause: str, announcements: tuple[Announcement, ...]
     ) -> None:
         """Messages with no command to reply to: caused by a reaction or a scheduled step."""
-        rows = [row for a in announcements for row in self._announcement_rows(a)]
-        await self._write(session, cause, rows)
+        await self._write(session, cause, self._announcements_rows(announcements))
+
+    def _announcements_rows(self, announcements: tuple[Announcement, ...]) -> list[Row]:
+        """The same notice for the same room is posted once, e.g. when the proposer's room
+        is the coordination room that is told anyway."""
+        rows: list[Row] = []
+        seen: list[tuple[str, Reply]] = []
+        for announcement in announcements:
+            key = (self._room(announcement.room), announcement.reply)
+            if announcement.replaces is None and key in seen:
+                continue
+            seen.append(key)
+            rows += self._announcement_rows(announcement)
+        return rows
 
     def _announcement_rows(self, announcement: Announcement) -> list[Row]:
         room = self._room(announcement.room)

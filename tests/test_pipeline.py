@@ -14,7 +14,7 @@ from nio import MegolmEvent, RoomMessageText
 from sqlalchemy import text
 
 from bot.pipeline import Pipeline, Rooms
-from commands import Context, Dispatcher, Registry, Reply, command, core
+from commands import Announcement, Context, Dispatcher, Registry, Reply, command, core
 from commands.replies import RoomKey
 from config import Role
 from storage import outbox
@@ -172,3 +172,52 @@ async def test_undecryptable_event_gets_a_notice_and_a_key_request(
     [reply] = await sent(database)
     assert "could not decrypt" in reply["body"].lower()
     assert keys_requested == ["$7"]
+
+
+async def test_the_same_notice_for_the_same_room_is_posted_once(
+    pipeline: Pipeline, database: Database
+) -> None:
+    notice = Reply("P-1 approved")
+    async with database.transaction() as session:
+        await pipeline.enqueue_announcements(
+            session,
+            "$cause",
+            (
+                Announcement(ROOM, notice),  # the proposer's room, which is coordination
+                Announcement(RoomKey.COORDINATION, notice),
+                Announcement(RoomKey.OPERATIONS, notice),
+            ),
+        )
+    async with database.transaction() as s:
+        rows = await outbox.pending(s)
+    assert [r.room_id for r in rows] == [ROOM, "!operations"]
+
+
+async def test_reactions_and_edits_point_at_named_messages(
+    pipeline: Pipeline, database: Database
+) -> None:
+    async with database.transaction() as session:
+        await pipeline.enqueue_announcements(
+            session,
+            "$cause",
+            (
+                Announcement(
+                    RoomKey.APPROVALS, Reply("prompt"), ref="prompt:P-1", reactions=("✅", "❌")
+                ),
+                Announcement(RoomKey.APPROVALS, Reply("decided"), replaces="prompt:P-1"),
+            ),
+        )
+    async with database.transaction() as s:
+        prompt, yes, no, edit = await outbox.pending(s)
+    assert prompt.event_type == "m.room.message" and yes.event_type == "m.reaction"
+    assert yes.content["m.relates_to"] == {
+        "rel_type": "m.annotation",
+        "event_id": {"$ref": "prompt:P-1"},
+        "key": "✅",
+    }
+    assert no.content["m.relates_to"]["key"] == "❌"
+    assert edit.content["m.relates_to"] == {
+        "rel_type": "m.replace",
+        "event_id": {"$ref": "prompt:P-1"},
+    }
+    assert edit.content["m.new_content"]["body"] == "decided"

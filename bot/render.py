@@ -108,5 +108,7 @@ def room_request(request: RoomRequest) -> dict[str, Any]:
         "name": request.name,
         "topic": request.topic,
         "invite": list(request.invite),
-        "welcome": notice(request.welcome),
+        # Mentioning the invitees also makes the sender wait until the bot knows them as
+        # members, so the room key of this first message reaches their devices.
+        "welcome": notice(request.welcome, mentions=request.invite),
     }

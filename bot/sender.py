@@ -87,7 +87,7 @@ class Sender:
         """Retries until the homeserver accepts: a reply is never dropped for a transient fault.
         nio itself waits out M_LIMIT_EXCEEDED using the server's retry_after_ms."""
         if message.event_type != CREATE_ROOM:
-            await self._await_room(message.room_id)
+            await self._await_room(message.room_id, _mentioned(message.content))
         resolved = await self._resolve(message)
         if resolved is None:
             return
@@ -166,13 +166,26 @@ class Sender:
             return await effects.create_room(self.client, self.db, self.clock, message)
         return await effects.send(self.client, message)
 
-    async def _await_room(self, room_id: str) -> None:
-        """nio encrypts only for rooms a sync has brought, and a room the bot just created
-        arrives with the sync loop's next answer. Until then every send would fail locally
-        and use up the attempts meant for real refusals, so wait (bounded) for the room."""
+    async def _await_room(self, room_id: str, members: list[str]) -> None:
+        """nio encrypts only for rooms a sync has brought, and only for the members it knows.
+        A room the bot just created may arrive in a sync before its invites do; a message
+        sent then would be unreadable for the invitees. So wait (bounded) until the room and
+        everyone the message mentions are known; a failed send would also use up attempts
+        meant for real refusals."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + ROOM_WAIT
-        while room_id not in self.client.rooms and loop.time() < deadline:
+
+        def ready() -> bool:
+            room = self.client.rooms.get(room_id)
+            return room is not None and all(user in room.users for user in members)
+
+        while not ready() and loop.time() < deadline:
             if self.stop.is_set():
                 return
             await sleep_unless_stopped(ROOM_POLL, self.stop)
+
+
+def _mentioned(content: dict[str, Any]) -> list[str]:
+    mentions = content.get("m.mentions")
+    users = mentions.get("user_ids", []) if isinstance(mentions, dict) else []
+    return [u for u in users if isinstance(u, str)]

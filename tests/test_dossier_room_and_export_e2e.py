@@ -177,7 +177,7 @@ async def test_dossier_room_is_encrypted_welcomes_and_knows_its_dossier(
     _, shown = await ask(world.alice, room_id, "!dossier show")
     assert shown["body"].startswith(f"{ref} — Embassy reception")
     notices = [content(e)["body"] for e in world.alice.replies(room_id, world.setup.user_id)]
-    assert len([body for body in notices if body.startswith(f"Room of {ref}")]) == 1
+    assert len([body for body in notices if f"Room of {ref}" in body]) == 1
 
 
 async def test_html_of_replies_escapes_a_hostile_title(world: World, running: InProcessBot) -> None:
@@ -280,7 +280,8 @@ async def test_room_creation_interrupted_before_it_was_recorded_adopts_the_room(
         assert await stored_dossier_room(database.url, "D-2026-0001") == first.ref
         async with database.transaction() as session:
             welcomes = [r for r in await outbox.pending(session) if r.room_id == first.ref]
-        assert [r.content["body"] for r in welcomes] == ["Room of D-2026-0001"]
+        assert [r.content["body"] for r in welcomes] == [f"{liaison}\nRoom of D-2026-0001"]
+        assert welcomes[0].content["m.mentions"] == {"user_ids": [liaison]}
 
         # Once recorded, a further attempt (or a second request) creates and queues nothing.
         assert await effects.create_room(restarted, database, clock, message) == first

@@ -12,6 +12,7 @@ from nio import AsyncClient, MegolmEvent, RoomResolveAliasResponse
 
 import bot
 from bot.backoff import Backoff
+from bot.calendar_feed import CalendarFeed
 from bot.login import login, make_client
 from bot.pipeline import Pipeline, Rooms
 from bot.reconcile import reconcile_prompts
@@ -24,6 +25,7 @@ from config import Settings
 from storage.db import Database
 from workflow import AccessPolicy, Policy, RuntimeInfo
 from workflow.clock import Clock, SystemClock
+from workflow.meetings import meeting_specs
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +65,7 @@ def policy(settings: Settings) -> Policy:
         expire_after=approval.expire_after,
         urgent_role=approval.urgent_role,
         end_warning=timedelta(days=settings.measures.end_warning_days),
+        meetings=meeting_specs(settings.meetings),
     )
 
 
@@ -76,6 +79,7 @@ class Aegis:
         self.sender = Sender(self.client, self.db, self.clock, self.stop)
         self.started = asyncio.Event()  # set once the first sync is handled
         self.scheduler: Scheduler | None = None
+        self.calendar: CalendarFeed | None = None
 
     async def run(self) -> None:
         await self.db.migrate()
@@ -104,6 +108,10 @@ class Aegis:
             wake_sender=self.sender.wake,
             request_keys=self._request_keys,
         )
+        http = self.settings.http
+        if http.listen and http.token:
+            self.calendar = CalendarFeed(self.db, pipeline.workflow, http.token.get_secret_value())
+            await self.calendar.start(http.listen)
         sync = SyncLoop(self.client, self.db, pipeline, self.stop, self.started)
         sync_task = asyncio.create_task(sync.run(), name="sync")
         # Sending needs the room list and keys that only the first sync brings.
@@ -114,7 +122,12 @@ class Aegis:
         self.scheduler = Scheduler(pipeline, self.stop)
         tasks = {sync_task, send_task, asyncio.create_task(self.scheduler.run(), name="scheduler")}
         if self.started.is_set():
-            await reconcile_prompts(self.client, pipeline)
+            try:
+                await reconcile_prompts(self.client, pipeline)
+            except Exception:
+                # The sync loop still delivers what happened while the bot was away; the
+                # read-back is a second net, never a reason not to run.
+                log.exception("reconciling pending prompts failed; continuing")
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
             for task in done:
@@ -122,6 +135,8 @@ class Aegis:
         finally:
             self.stop.set()
             await asyncio.gather(*tasks, return_exceptions=True)
+            if self.calendar is not None:
+                await self.calendar.stop()
             await self.client.close()
             await self.db.close()
 

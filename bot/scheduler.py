@@ -11,6 +11,7 @@ import logging
 
 from bot.backoff import Backoff, sleep_unless_stopped
 from bot.pipeline import INFRASTRUCTURE_ERRORS, Pipeline
+from commands.agenda_views import meeting_announcements
 from commands.measure_views import scheduled
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,24 @@ class Scheduler:
                 )
                 done += 1
             log.info("scheduled step %s %s done", step.step, step.key)
+        done += await self._meetings()
         if done:
             pipeline.wake_sender()
+        return done
+
+    async def _meetings(self) -> int:
+        """Meeting reminders and "starting now" posts, one transaction each, like the above."""
+        db, pipeline = self.pipeline.db, self.pipeline
+        async with db.transaction() as session:
+            due = await pipeline.workflow(session).meetings.due()
+        done = 0
+        for step in due:
+            async with db.transaction() as session:
+                outcome = await pipeline.workflow(session).meetings.run(step)
+                if outcome is None:
+                    continue
+                announcements = meeting_announcements(outcome, pipeline.tz)
+                await pipeline.enqueue_announcements(session, f"meeting/{step.key}", announcements)
+                done += 1
+            log.info("meeting step %s done", step.key)
         return done

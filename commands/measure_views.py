@@ -4,7 +4,7 @@ reads the same however it came about."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from commands.formatting import age, when
@@ -145,12 +145,14 @@ def decision_announcements(decision: Decision, tz: ZoneInfo) -> tuple[Announceme
         out.append(Announcement(RoomKey.COORDINATION, notice))
     if outcome is ProposalState.APPROVED and p.action is ProposalAction.CREATE:
         if p.urgent:
-            out.append(
-                Announcement(
-                    RoomKey.OPERATIONS,
-                    Reply(f"CONFIRMED: provisional {m.ref} is approved", Severity.SUCCESS),
+            # Not if it reached its end date while provisional: operations was told then.
+            if m.state.in_force:
+                out.append(
+                    Announcement(
+                        RoomKey.OPERATIONS,
+                        Reply(f"CONFIRMED: provisional {m.ref} is approved", Severity.SUCCESS),
+                    )
                 )
-            )
         else:
             out.append(order(m, proposed, tz, provisional=False))
     elif outcome is ProposalState.APPROVED:
@@ -196,7 +198,9 @@ def ending(step: Ending, tz: ZoneInfo, now: datetime) -> tuple[Announcement, ...
     m = step.measure
     if step.warning:
         left = (m.ends_at - now) if m.ends_at else None
-        days = f"{max(left.days, 0)} days" if left else "soon"
+        # Rounded, not truncated: a warning due 3 days ahead runs a few seconds later and
+        # must still say "3 days", not "2 days".
+        days = f"{max(round(left / timedelta(days=1)), 0)} days" if left else "soon"
         return (
             Announcement(
                 RoomKey.COORDINATION,

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import enum
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from dateutil.rrule import rrulestr
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -152,6 +153,69 @@ class ThreatSettings(Section):
     review_days: int = Field(default=30, ge=1, le=366)
 
 
+MEETING_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,23}$")
+MEETING_ROOMS = ("coordination", "approvals", "operations", "early_warning")
+AGENDA_KINDS = ("weekly", "monthly", "daily")
+
+
+def _rrule(value: str) -> str:
+    """Parsed the way the bot reads it: anchored at a local midnight, RFC 5545 syntax."""
+    text = value.strip()
+    if not text or "DTSTART" in text.upper():
+        raise ValueError(f"{value!r} is not an RFC 5545 rule like FREQ=WEEKLY;BYDAY=MO;BYHOUR=10")
+    try:
+        rule = rrulestr(text, dtstart=datetime(2024, 1, 1))
+        rule.after(datetime(2024, 1, 1))
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+        raise ValueError(
+            f"{value!r} is not an RFC 5545 rule like FREQ=WEEKLY;BYDAY=MO;BYHOUR=10"
+        ) from None
+    return text
+
+
+def _meeting_name(value: str) -> str:
+    if not MEETING_NAME_RE.match(value):
+        raise ValueError(f"{value!r} is not a meeting name (1-24 of a-z 0-9 _ -)")
+    return value
+
+
+def _one_of(allowed: tuple[str, ...]) -> AfterValidator:
+    def check(value: str) -> str:
+        if value not in allowed:
+            raise ValueError(f"{value!r} is not one of: {', '.join(allowed)}")
+        return value
+
+    return AfterValidator(check)
+
+
+class MeetingSettings(Section):
+    rrule: Annotated[str, AfterValidator(_rrule)]
+    room: Annotated[str, _one_of(MEETING_ROOMS)] = "coordination"
+    agenda: Annotated[str, _one_of(AGENDA_KINDS)] = "weekly"
+    remind_before: list[Duration] = Field(
+        default_factory=lambda: [timedelta(days=1), timedelta(hours=1)], max_length=10
+    )
+
+
+MeetingName = Annotated[str, AfterValidator(_meeting_name)]
+
+
+class HttpSettings(Section):
+    listen: str | None = Field(default=None, pattern=r"^[A-Za-z0-9.\-:\[\]]+:\d{1,5}$")
+    # validate_default: the token check must also run when the key is absent.
+    token: SecretStr | None = Field(default=None, validate_default=True)
+
+    @field_validator("token")
+    @classmethod
+    def _needs_a_token(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if info.data.get("listen") and (value is None or len(value.get_secret_value()) < 16):
+            raise ValueError(
+                "http.listen needs a token of at least 16 characters "
+                "(http.token or AEGIS_HTTP__TOKEN)"
+            )
+        return value
+
+
 class LoggingSettings(Section):
     level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
     json_format: bool = Field(default=False, alias="json")
@@ -172,6 +236,8 @@ class Settings(BaseSettings):
     threats: ThreatSettings = ThreatSettings()
     approval: ApprovalSettings = ApprovalSettings()
     measures: MeasureSettings = MeasureSettings()
+    meetings: dict[MeetingName, MeetingSettings] = {}
+    http: HttpSettings = HttpSettings()
     allowed_servers: list[ServerName] = Field(
         default=[], description="servers whose users may command the bot; empty: its own only"
     )

@@ -113,6 +113,20 @@ class MeasureStore:
         row = await self.session.get(ProposalRow, proposal_id)
         return _proposal(row) if row else None
 
+    async def lock_proposal(self, proposal_id: int) -> Proposal | None:
+        """The proposal, re-read under a row lock (PostgreSQL; SQLite transactions are
+        serial already): votes on one proposal are counted one transaction at a time, so two
+        votes that together reach the quorum cannot each miss the other."""
+        row = (
+            await self.session.scalars(
+                select(ProposalRow)
+                .where(ProposalRow.id == proposal_id)
+                .with_for_update()
+                .execution_options(populate_existing=True)
+            )
+        ).first()
+        return _proposal(row) if row else None
+
     async def proposals_of(self, measure_id: int) -> list[Proposal]:
         rows = await self.session.scalars(
             select(ProposalRow).where(ProposalRow.measure_id == measure_id).order_by(ProposalRow.id)

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import audit, dossiers, roles
 from storage.measures import MeasureStore
+from storage.meetings import AgendaStore, MeetingStore
 from workflow.model import Assessment, Dossier, DossierFilter, TimelineEntry
 
 
@@ -19,6 +20,8 @@ class Store:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
         self.measures = MeasureStore(session)
+        self.meetings = MeetingStore(session)
+        self.agenda = AgendaStore(session)
 
     async def append_audit(
         self,

@@ -236,3 +236,19 @@ class FiredRow(Base):
     kind: Mapped[str] = mapped_column(String(32), primary_key=True)
     key: Mapped[str] = mapped_column(String(128), primary_key=True)
     fired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class MeetingChangeRow(Base):
+    """One occurrence of a configured meeting skipped or moved; a later change replaces it."""
+
+    __tablename__ = "meeting_changes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    meeting: Mapped[str] = mapped_column(String(32))
+    occurrence: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    action: Mapped[str] = mapped_column(String(8))
+    moved_to: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    reason: Mapped[str] = mapped_column(Text)
+    changed_by: Mapped[str] = mapped_column(String(255))
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_meeting_changes_occurrence", "meeting", "occurrence", unique=True),)

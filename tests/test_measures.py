@@ -338,3 +338,16 @@ async def test_a_measure_never_ends_without_its_warning(chat: Chat) -> None:
     assert isinstance(first, Ending) and first.warning
     [second] = await chat.tick()
     assert isinstance(second, Ending) and not second.warning
+
+
+async def test_two_votes_at_once_that_reach_the_quorum_together_approve(database: Database) -> None:
+    for round_ in range(5):
+        chat = make_chat(database, quorum=2)
+        ref = await dossier(chat)
+        reply = await propose(chat, ref)
+        proposal = reply.title.split()[1].rstrip(":")
+        results = await asyncio.gather(
+            chat.react(MINA, f"$prompt-{proposal}", event_id=f"$mina-{round_}"),
+            chat.react(MARC, f"$prompt-{proposal}", event_id=f"$marc-{round_}"),
+        )
+        assert sum(r.decision is not None for r in results) == 1, round_

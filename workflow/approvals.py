@@ -114,6 +114,8 @@ class ApprovalRules:
         assert proposal is not None
         if own:
             return await self._ignore(actor, event_id, proposal.ref, Ignored.OWN)
+        proposal = await self.store.lock_proposal(proposal.id)
+        assert proposal is not None
         if proposal.state is not ProposalState.PENDING:
             return await self._ignore(actor, event_id, proposal.ref, Ignored.DECIDED)
         if Role.APPROVER not in await self.wf.roles_of(actor):
@@ -130,7 +132,7 @@ class ApprovalRules:
         vote_of = await self.store.vote_proposal(reaction_event_id)
         if vote_of is None:
             return
-        proposal = await self.store.proposal(vote_of)
+        proposal = await self.store.lock_proposal(vote_of)
         if proposal is None or proposal.state is not ProposalState.PENDING:
             return
         await self.store.withdraw_vote(reaction_event_id, self.wf.now)
@@ -214,7 +216,10 @@ class ApprovalRules:
         fields: dict[str, object] = {"updated_at": self.wf.now}
         if proposal.action is ProposalAction.CREATE:
             if outcome is ProposalState.APPROVED:
-                fields["state"] = MeasureState.ACTIVE.value
+                # An urgent measure may have reached its end date while provisional; its end
+                # has fired, so putting it back in force would leave it active for good.
+                if measure.state is not MeasureState.ENDED:
+                    fields["state"] = MeasureState.ACTIVE.value
             elif measure.state is MeasureState.PROVISIONAL:
                 # Protection in force is ended, never silently: operations is told.
                 fields.update(state=MeasureState.ENDED.value, ends_at=self.wf.now)

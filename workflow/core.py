@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from config import Role
+from workflow.meetings import MeetingSpec
 
 if TYPE_CHECKING:
     from storage.store import Store
@@ -42,6 +43,7 @@ class Policy:
     urgent_role: Role = Role.ADMIN
     end_warning: timedelta = timedelta(days=3)
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Europe/Brussels"))
+    meetings: tuple[MeetingSpec, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -61,9 +63,11 @@ class Workflow:
         info: RuntimeInfo,
         policy: Policy | None = None,
     ) -> None:
+        from workflow.agenda import AgendaRules
         from workflow.approvals import ApprovalRules
         from workflow.dossiers import DossierRules
         from workflow.measures import MeasureRules
+        from workflow.meetings import MeetingRules
         from workflow.roles import RoleRules
         from workflow.schedule import ScheduleRules
         from workflow.threats import ThreatRules
@@ -79,6 +83,8 @@ class Workflow:
         self.measures = MeasureRules(self)
         self.approvals = ApprovalRules(self)
         self.schedule = ScheduleRules(self)
+        self.agenda = AgendaRules(self)
+        self.meetings = MeetingRules(self)
 
     async def roles_of(self, user_id: str) -> frozenset[Role]:
         """Seed ∪ grants − revocations; a user on a server not allowed has none at all."""

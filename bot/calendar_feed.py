@@ -1,0 +1,81 @@
+"""`GET /calendar.ics`: the meeting schedule as iCalendar, for members' calendar apps.
+
+Protected by a token (query `token=` or `Authorization: Bearer`), compared in constant time.
+Built from the database on each request, so skips and moves show at the next refresh."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from commands.agenda_views import calendar
+from storage.db import Database
+from workflow import Workflow
+from workflow.agenda import AgendaKind
+
+log = logging.getLogger(__name__)
+
+BEFORE, AFTER = timedelta(days=31), timedelta(days=366)
+
+
+class CalendarFeed:
+    def __init__(
+        self, db: Database, workflow: Callable[[AsyncSession], Workflow], token: str
+    ) -> None:
+        self.db = db
+        self.workflow = workflow
+        self.token = token
+        self.runner: web.AppRunner | None = None
+        self.port = 0
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/calendar.ics", self.handle)
+        return app
+
+    def _authorized(self, request: web.Request) -> bool:
+        given = request.query.get("token", "")
+        header = request.headers.get("Authorization", "")
+        if header.startswith("Bearer "):
+            given = header.removeprefix("Bearer ")
+        return bool(given) and hmac.compare_digest(given.encode(), self.token.encode())
+
+    async def handle(self, request: web.Request) -> web.Response:
+        if not self._authorized(request):
+            return web.Response(status=401, text="token required\n")
+        wanted = request.query.get("agenda")
+        if wanted is not None and wanted not in AgendaKind.__members__.values():
+            return web.Response(status=400, text="agenda must be weekly, monthly or daily\n")
+        async with self.db.transaction() as session:
+            workflow = self.workflow(session)
+            occurrences = []
+            for spec in workflow.meetings.specs:
+                if wanted is None or spec.agenda == wanted:
+                    occurrences += await workflow.meetings.occurrences(
+                        spec, workflow.now - BEFORE, workflow.now + AFTER
+                    )
+        data = calendar(occurrences, workflow.now, "Aegis meetings")
+        return web.Response(body=data, content_type="text/calendar", charset="utf-8")
+
+    async def start(self, listen: str) -> int:
+        """Serves on host:port (port 0: any free one); returns the port."""
+        host, _, port = listen.rpartition(":")
+        self.runner = web.AppRunner(self.app(), access_log=None)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, host.strip("[]"), int(port))
+        await site.start()
+        server = site._server
+        sockets = getattr(server, "sockets", None) or []
+        bound = int(sockets[0].getsockname()[1]) if sockets else int(port)
+        log.info("calendar feed on %s:%d/calendar.ics", host, bound)
+        self.port = bound
+        return bound
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()

@@ -1,0 +1,204 @@
+"""Issue 5's acceptance against the real homeserver: under a controllable clock the weekly
+meeting's 1d and 1h reminders arrive in the configured room at the right local times,
+carrying an agenda with exactly the dossiers in its window, and "starting now" links to it."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, timedelta
+from zoneinfo import ZoneInfo
+
+import aiohttp
+import icalendar
+import nio
+from dateutil.rrule import rrulestr
+
+from tests.support.bot_runner import FakeClock, InProcessBot
+from tests.support.matrix_user import MatrixUser, content
+from tests.support.world import World
+
+WAIT = 60.0
+BRUSSELS = ZoneInfo("Europe/Brussels")
+
+
+def body(event: nio.Event) -> str:
+    return str(content(event).get("body", ""))
+
+
+async def barrier(user: MatrixUser, room: str) -> None:
+    """The bot sends a room's outbox in order: once this answer is in, so is all before it."""
+    event_id = await user.say(room, "!ping barrier")
+    await user.reply_to(room, event_id, WAIT)
+
+
+def from_bot(world: World, user: MatrixUser, room: str, text: str) -> list[nio.Event]:
+    return [
+        e
+        for e in user.events(room)
+        if not isinstance(e, nio.MegolmEvent)
+        and e.sender == world.setup.user_id
+        and text in body(e)
+    ]
+
+
+async def test_weekly_reminders_arrive_in_the_right_room_at_local_times(world: World) -> None:
+    clock = FakeClock()
+    # A weekly meeting three days ahead, at 10:00 local time.
+    day = (clock.now().astimezone(BRUSSELS) + timedelta(days=3)).strftime("%a")[:2].upper()
+    rule = f"FREQ=WEEKLY;BYDAY={day};BYHOUR=10;BYMINUTE=0;BYSECOND=0"
+    anchor = clock.now().astimezone(BRUSSELS)
+    meeting = rrulestr(rule, dtstart=anchor.replace(hour=0, minute=0, second=0, microsecond=0))
+    start = meeting.after(anchor)
+    assert start is not None and start.hour == 10
+    token = "calendar-token-0123456789"
+    config = world.setup.write_config(
+        meetings={"weekly": {"rrule": rule, "room": "operations", "remind_before": ["1d", "1h"]}},
+        http={"listen": "127.0.0.1:0", "token": token},
+    )
+    operations, coordination = world.setup.rooms["operations"], world.coordination
+    reader = world.admin
+
+    def local(days: int = 0, hours: int = 0, minutes: int = 0) -> str:
+        return (start - timedelta(days=days, hours=hours, minutes=minutes)).strftime("%d %H:%M")
+
+    # Before the bot runs: dossiers inside the agenda's window and one day outside each edge.
+    def at(days: int, hour: int = 12) -> str:
+        return (start + timedelta(days=days)).replace(hour=hour).strftime("%Y-%m-%d %H:%M")
+
+    bot = InProcessBot(config, clock)
+    await bot.start()
+    await bot.ready(timeout=WAIT)
+    for key in ("coordination", "operations"):
+        await reader.wait_for_member(world.setup.rooms[key], world.setup.user_id)
+    try:
+        refs = {}
+        for title, begin, end in (
+            ("Edge past", at(-9), at(-7)),
+            ("Day before", at(-9), at(-8, 9)),
+            ("Edge future", at(7, 9), at(9)),
+            ("Day after", at(8), at(9)),
+        ):
+            event_id = await world.alice.say(
+                coordination, f'!dossier open event "{title}" start="{begin}" end="{end}"'
+            )
+            reply = await world.alice.reply_to(coordination, event_id, WAIT)
+            refs[title] = body(reply).split()[2]
+
+        async def tick() -> None:
+            for _ in range(200):
+                if bot.app.scheduler is not None:
+                    break
+                await asyncio.sleep(0.05)
+            assert bot.app.scheduler is not None
+            await bot.app.scheduler.tick()
+            await barrier(reader, operations)
+            await barrier(reader, coordination)
+
+        clock.moment = (start - timedelta(days=1, minutes=1)).astimezone(UTC)
+        await tick()
+        assert not from_bot(world, reader, operations, "Reminder: weekly")
+
+        clock.advance(minutes=1)
+        await tick()
+        [day_before] = from_bot(world, reader, operations, "Reminder: weekly meeting")
+        assert clock.now().astimezone(BRUSSELS).strftime("%d %H:%M") == local(days=1)
+        assert f"{start:%a %d %b %Y} 10:00 (in 1d)" in body(day_before)
+        assert not from_bot(world, reader, coordination, "Reminder: weekly")
+        agenda = body(day_before)
+        assert refs["Edge past"] in agenda and refs["Edge future"] in agenda
+        assert refs["Day before"] not in agenda and refs["Day after"] not in agenda
+        assert "LATE" not in agenda
+
+        clock.moment = (start - timedelta(hours=1, minutes=1)).astimezone(UTC)
+        await tick()
+        assert len(from_bot(world, reader, operations, "Reminder: weekly meeting")) == 1
+        clock.advance(minutes=1)
+        await tick()
+        reminders = from_bot(world, reader, operations, "Reminder: weekly meeting")
+        assert len(reminders) == 2 and "(in 1h)" in body(reminders[1])
+        assert clock.now().astimezone(BRUSSELS).strftime("%d %H:%M") == local(hours=1)
+        assert "09:00" in local(hours=1)
+
+        clock.moment = start.astimezone(UTC)
+        await tick()
+        [starting] = from_bot(world, reader, operations, "starting now")
+        assert reminders[1].event_id in body(starting)  # the link to the 1h agenda
+        await tick()
+        assert len(from_bot(world, reader, operations, "Reminder: weekly meeting")) == 2
+        assert len(from_bot(world, reader, operations, "starting now")) == 1
+
+        # The calendar feed, as a member's calendar app subscribes to it.
+        assert bot.app.calendar is not None
+        url = f"http://127.0.0.1:{bot.app.calendar.port}/calendar.ics"
+        async with aiohttp.ClientSession() as http:
+            async with http.get(url) as refused:
+                assert refused.status == 401
+            async with http.get(url, params={"token": token}) as response:
+                feed = icalendar.Calendar.from_ical(await response.read())
+        starts = [e.decoded("dtstart") for e in feed.walk("VEVENT")]
+        assert start.astimezone(UTC) in starts
+    finally:
+        await bot.stop()
+
+
+async def test_restart_posts_a_missed_reminder_once_marked_late_or_not_after_the_start(
+    world: World,
+) -> None:
+    clock = FakeClock()
+    day = (clock.now().astimezone(BRUSSELS) + timedelta(days=2)).strftime("%a")[:2].upper()
+    rule = f"FREQ=WEEKLY;BYDAY={day};BYHOUR=10;BYMINUTE=0;BYSECOND=0"
+    anchor = clock.now().astimezone(BRUSSELS)
+    start = rrulestr(rule, dtstart=anchor.replace(hour=0, minute=0, second=0, microsecond=0))
+    meeting = start.after(anchor)
+    assert meeting is not None
+    config = world.setup.write_config(
+        meetings={"weekly": {"rrule": rule, "remind_before": ["1d", "1h"]}}
+    )
+    coordination, reader = world.coordination, world.admin
+
+    async def run_bot() -> InProcessBot:
+        bot = InProcessBot(config, clock)
+        await bot.start()
+        await bot.ready(timeout=WAIT)
+        await reader.wait_for_member(coordination, world.setup.user_id)
+        for _ in range(200):
+            if bot.app.scheduler is not None:
+                break
+            await asyncio.sleep(0.05)
+        return bot
+
+    async def tick(bot: InProcessBot) -> None:
+        assert bot.app.scheduler is not None
+        await bot.app.scheduler.tick()
+        await barrier(reader, coordination)
+
+    def reminders() -> list[nio.Event]:
+        return from_bot(world, reader, coordination, "Reminder: weekly meeting")
+
+    # Up a minute before the 1d reminder; down before it is due; back 20 minutes late.
+    clock.moment = (meeting - timedelta(days=1, minutes=1)).astimezone(UTC)
+    bot = await run_bot()
+    try:
+        await tick(bot)
+        assert reminders() == []
+    finally:
+        await bot.stop()
+    clock.advance(minutes=21)
+    bot = await run_bot()
+    try:
+        await tick(bot)
+        await tick(bot)
+        [late] = reminders()
+        assert body(late).removeprefix("⚠️ ").startswith("LATE — Reminder: weekly meeting")
+        assert "(in 1d)" in body(late) and "Posted late" in body(late)
+    finally:
+        await bot.stop()
+    # Down from before the 1h reminder until after the start: neither posted.
+    clock.moment = (meeting + timedelta(minutes=30)).astimezone(UTC)
+    bot = await run_bot()
+    try:
+        await tick(bot)
+        assert len(reminders()) == 1
+        assert from_bot(world, reader, coordination, "starting now") == []
+    finally:
+        await bot.stop()

@@ -5,17 +5,20 @@ carrying an agenda with exactly the dossiers in its window, and "starting now" l
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import aiohttp
 import icalendar
 import nio
+import pytest
 from dateutil.rrule import rrulestr
 
-from tests.support.bot_runner import FakeClock, InProcessBot
+from tests.support.bot_runner import BotProcess, FakeClock, InProcessBot
 from tests.support.matrix_user import MatrixUser, content
 from tests.support.world import World
+from workflow.meetings import LATE_AFTER
 
 WAIT = 60.0
 BRUSSELS = ZoneInfo("Europe/Brussels")
@@ -202,3 +205,72 @@ async def test_restart_posts_a_missed_reminder_once_marked_late_or_not_after_the
         assert from_bot(world, reader, coordination, "starting now") == []
     finally:
         await bot.stop()
+
+
+async def sleep_until(moment: datetime) -> None:
+    await asyncio.sleep(max(0.0, (moment - datetime.now(UTC)).total_seconds()))
+
+
+def weekly_at(moment: datetime) -> str:
+    """A weekly rule whose occurrence this week is `moment`, to the second, in Brussels."""
+    local = moment.astimezone(BRUSSELS)
+    day = local.strftime("%a")[:2].upper()
+    return (
+        f"FREQ=WEEKLY;BYDAY={day};BYHOUR={local.hour};"
+        f"BYMINUTE={local.minute};BYSECOND={local.second}"
+    )
+
+
+# Real minutes on the real clock: once, on SQLite. The fired-key logic it exercises runs on
+# both databases in tests/test_meetings.py and in the fake-clock restart test above.
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_sigkill_before_a_reminder_posts_it_once_late_or_not_after_the_start(
+    world: World, tmp_path: Path
+) -> None:
+    """A real crash on the real clock. Both meetings' reminders fall due at `due`, while the
+    bot is down; it comes back past the late threshold, before alpha's start and after
+    bravo's: alpha's reminder is posted once, marked late; bravo's never."""
+    room, reader = world.coordination, world.admin
+    due = (datetime.now(UTC) + timedelta(seconds=60)).replace(microsecond=0)
+    alpha, bravo = due + timedelta(minutes=7), due + timedelta(minutes=1)
+    config = world.setup.write_config(
+        meetings={
+            "alpha": {"rrule": weekly_at(alpha), "remind_before": ["7m"]},
+            "bravo": {"rrule": weekly_at(bravo), "remind_before": ["1m"]},
+        }
+    )
+    log_path = tmp_path / "bot.log"
+    bot = BotProcess(config, log_path)
+
+    def reminders(name: str) -> list[nio.Event]:
+        return from_bot(world, reader, room, f"Reminder: {name} meeting")
+
+    try:
+        bot.start()
+        await reader.wait_for_member(room, world.setup.user_id, timeout=WAIT)
+        await barrier(reader, room)  # up and answering: its scheduler has ticked
+        assert datetime.now(UTC) < due - timedelta(seconds=10), "the bot took too long to start"
+        await sleep_until(due - timedelta(seconds=5))
+        await barrier(reader, room)
+        assert reminders("alpha") == [] and reminders("bravo") == []
+        bot.kill()
+
+        # Back once the reminder is late: after bravo's start, before alpha's.
+        await sleep_until(due + LATE_AFTER + timedelta(seconds=15))
+        assert datetime.now(UTC) < alpha - timedelta(seconds=30)
+        bot.start()
+        late = await reader.wait_for(
+            room, lambda e: e.sender == world.setup.user_id and "alpha meeting" in body(e), WAIT
+        )
+        assert body(late).removeprefix("⚠️ ").startswith("LATE — Reminder: alpha meeting")
+        assert "(in 7m)" in body(late) and "Posted late" in body(late)
+        # Negative checks: a few more seconds (and ticks' worth of sends) then a barrier.
+        await asyncio.sleep(5)
+        await barrier(reader, room)
+        assert len(reminders("alpha")) == 1
+        assert reminders("bravo") == []
+        assert bot.terminate() == 0
+        dropped = f"reminder bravo/{bravo.isoformat()}/1m dropped: the meeting already started"
+        assert dropped in log_path.read_text()
+    finally:
+        bot.kill()

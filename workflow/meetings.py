@@ -30,8 +30,9 @@ log = logging.getLogger(__name__)
 
 FIRED_KIND = "reminder"
 SKIP, MOVE = "skip", "move"
-# A reminder posted this long after it was due says so.
-LATE_AFTER = timedelta(minutes=5)
+# A reminder posted this long after it was due says so: more than a scheduler tick (30 s)
+# late means the bot was not running when it fell due.
+LATE_AFTER = timedelta(minutes=1)
 # "Starting now" is not posted more than this long after the start.
 START_GRACE = timedelta(minutes=15)
 # How far back missed steps are looked for (to drop them with a log line).

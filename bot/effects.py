@@ -85,8 +85,9 @@ async def upload(client: AsyncClient, message: outbox.PendingMessage) -> Outcome
         "msgtype": "m.file",
         "body": request["filename"],
         "info": {"mimetype": request["mimetype"], "size": len(data)},
-        "m.relates_to": {"m.in_reply_to": {"event_id": request["in_reply_to"]}},
     }
+    if request.get("in_reply_to"):
+        content["m.relates_to"] = {"m.in_reply_to": {"event_id": request["in_reply_to"]}}
     if keys is not None:
         # The spec's EncryptedFile: where the ciphertext is, and the key, IV and hash.
         content["file"] = {"url": uploaded.content_uri, **keys}

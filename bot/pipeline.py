@@ -252,6 +252,10 @@ class Pipeline:
                 Row(room, REACTION, reaction(key, announcement.ref))
                 for key in announcement.reactions
             ]
+        rows += [
+            Row(room, UPLOAD, file_request(attachment, in_reply_to=None))
+            for attachment in announcement.reply.attachments
+        ]
         return rows
 
     async def _write(self, session: AsyncSession, cause: str, rows: list[Row]) -> None:

@@ -93,7 +93,7 @@ def reaction(key: str, of_ref: str) -> dict[str, Any]:
     }
 
 
-def file_request(attachment: Attachment, in_reply_to: str) -> dict[str, Any]:
+def file_request(attachment: Attachment, in_reply_to: str | None) -> dict[str, Any]:
     return {
         "filename": attachment.filename,
         "mimetype": attachment.mimetype,

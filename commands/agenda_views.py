@@ -4,6 +4,7 @@ file, and the schedule as iCalendar. Shared by the commands and the scheduler.""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -310,6 +311,11 @@ def meeting_announcements(outcome: Reminder | Starting, tz: ZoneInfo) -> tuple[A
         Severity.WARNING if outcome.late else Severity.INFO,
         lines=(*intro, doc.title, *first.lines),
     )
+    if len(replies) > 1:
+        # A long agenda in several messages also comes whole, as a file, after the last one.
+        stamp = occurrence.at.astimezone(tz).strftime("%Y-%m-%d")
+        whole = Attachment(f"agenda-{doc.slug()}-{stamp}.md", "text/markdown", markdown(doc))
+        replies[-1] = dataclasses.replace(replies[-1], attachments=(whole,))
     announcements = [Announcement(room, replies[0], ref=agenda_ref(occurrence, offset))]
     announcements += [Announcement(room, part) for part in replies[1:]]
     return tuple(announcements)

@@ -447,3 +447,25 @@ def test_bad_meeting_configuration_names_each_key() -> None:
         "meetings.weekly.agenda",
         "meetings.weekly.remind_before.1",
     }
+
+
+async def test_a_long_agenda_in_a_reminder_also_comes_as_a_file(database: Database) -> None:
+    seeded = await seed_measures(database, START, 2000)
+    monthly = MeetingSpec(
+        "ambassades",
+        "FREQ=MONTHLY;BYDAY=1TU;BYHOUR=14;BYMINUTE=0",
+        "coordination",
+        AgendaKind.MONTHLY,
+        (timedelta(days=1),),
+    )
+    # The first Tuesday of December 2026 is the 1st; the 1d reminder falls on 30 Nov 14:00.
+    chat = meeting_chat(database, monthly, now=datetime(2026, 11, 30, 13, 0, 30, tzinfo=UTC))
+    [reminder] = await run_meetings(chat)
+    assert isinstance(reminder, Reminder)
+    announcements = meeting_announcements(reminder, BRUSSELS)
+    assert len(announcements) > 1 and announcements[0].ref is not None
+    assert all(not a.reply.attachments for a in announcements[:-1])
+    [whole] = announcements[-1].reply.attachments
+    assert whole.filename.endswith(".md") and whole.mimetype == "text/markdown"
+    listed = [int(m) for m in re.findall(r"^- M-(\d+) ", whole.data.decode(), re.M)]
+    assert sorted(listed) == seeded.in_force

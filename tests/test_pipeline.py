@@ -221,3 +221,20 @@ async def test_reactions_and_edits_point_at_named_messages(
         "event_id": {"$ref": "prompt:P-1"},
     }
     assert edit.content["m.new_content"]["body"] == "decided"
+
+
+async def test_files_of_announcements_are_uploaded_in_their_room(
+    pipeline: Pipeline, database: Database
+) -> None:
+    from commands.replies import Attachment
+
+    part = Reply("agenda 2/2", attachments=(Attachment("agenda.md", "text/markdown", b"# A"),))
+    async with database.transaction() as session:
+        await pipeline.enqueue_announcements(
+            session, "$cause", (Announcement(RoomKey.OPERATIONS, part),)
+        )
+    async with database.transaction() as s:
+        message, upload = await outbox.pending(s)
+    assert message.event_type == "m.room.message" and message.room_id == "!operations"
+    assert upload.event_type == "aegis.upload" and upload.room_id == "!operations"
+    assert upload.content["filename"] == "agenda.md" and upload.content["in_reply_to"] is None

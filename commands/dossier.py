@@ -97,7 +97,7 @@ register_type(UserList, _parse_users, name="@a,@b")
     help="Open a dossier on a protected person, institution or event.",
     examples=[
         '!dossier open person "Visit of the President of X" category=head-of-state '
-        'start="volgende maandag 9u" end="volgende vrijdag 18u" basis=status ref=BZ/2026/117',
+        'start="volgende maandag 9u" end="volgende maandag 18u" basis=status ref=BZ/2026/117',
         '!dossier open institution "Embassy of Y" category=embassy basis=threat',
     ],
 )

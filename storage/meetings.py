@@ -9,19 +9,17 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from storage.dossiers import _aware, _dossier, _utc
+from storage.dossiers import _assessment, _aware, _dossier, _utc
 from storage.measures import _measure
 from storage.tables import AssessmentRow, DossierRow, MeasureRow, MeetingChangeRow, TimelineRow
 from workflow.agenda import AssessmentChange, Change, MeasureLine
 from workflow.meetings import OccurrenceChange
 from workflow.model import (
-    Assessment,
     Dossier,
     DossierStatus,
     Measure,
     MeasureState,
     MeasureType,
-    Source,
     ThreatLevel,
 )
 
@@ -203,16 +201,7 @@ class AgendaStore:
         )
         return [
             AssessmentChange(
-                Assessment(
-                    dossier_ref=ref,
-                    level=ThreatLevel(row.level),
-                    source=Source(row.source),
-                    summary=row.summary,
-                    external_ref=row.external_ref,
-                    review_at=_aware(row.review_at),
-                    assessed_by=row.assessed_by,
-                    created_at=_aware(row.created_at),
-                ),
+                _assessment(ref, row),
                 title,
                 ThreatLevel(before) if before else None,
             )

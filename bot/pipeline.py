@@ -115,23 +115,12 @@ class Pipeline:
 
     async def _run_signal(self, room_id: str, event: Event) -> None:
         """A reaction, a redaction or a thread reply: votes, acknowledgements, rationales."""
-        try:
-            async with self.db.transaction() as session:
-                now = self.clock.now()
-                if not await runtime.claim_event(session, event.event_id, room_id, now):
-                    return
-                announcements = await self._signal(self.workflow(session, now), event)
-                await self.enqueue_announcements(session, event.event_id, announcements)
-        except INFRASTRUCTURE_ERRORS:
-            raise
-        except Exception:
-            ref = secrets.token_hex(4)
-            log.exception(
-                "reaction failed, reference %s", ref, extra={**_ctx(room_id, event), "ref": ref}
-            )
-            async with self.db.transaction() as session:
-                await runtime.claim_event(session, event.event_id, room_id, self.clock.now())
-        self.wake_sender()
+
+        async def work(session: AsyncSession, workflow: Workflow) -> None:
+            announcements = await self._signal(workflow, event)
+            await self.enqueue_announcements(session, event.event_id, announcements)
+
+        await self._once(room_id, event, work, answer_failure=False)
 
     async def _signal(self, workflow: Workflow, event: Event) -> tuple[Announcement, ...]:
         if isinstance(event, ReactionEvent):
@@ -167,39 +156,52 @@ class Pipeline:
         return body if self.dispatcher.is_command(body) else None
 
     async def _run_command(self, room_id: str, event: RoomMessageText, body: str) -> None:
+        async def work(session: AsyncSession, workflow: Workflow) -> None:
+            ctx = Context(
+                actor=event.sender,
+                roles=await workflow.roles_of(event.sender),
+                room_id=room_id,
+                event_id=event.event_id,
+                now=workflow.now,
+                tz=self.tz,
+                prefix=self.prefix,
+                workflow=workflow,
+            )
+            reply = await self.dispatcher.dispatch(body, ctx)
+            await self._enqueue(session, room_id, event.event_id, reply)
+
+        await self._once(room_id, event, work, answer_failure=True)
+
+    async def _once(
+        self,
+        room_id: str,
+        event: Event,
+        work: Callable[[AsyncSession, Workflow], Awaitable[None]],
+        answer_failure: bool,
+    ) -> None:
+        """Claims the event and does its work in one transaction. A failure rolls the work
+        back, is logged under a reference, and the event is still claimed, so a bug is
+        reported once instead of retried forever; a database outage is left to the caller
+        to retry. Commands tell their sender the reference; reactions have nobody to tell."""
         try:
             async with self.db.transaction() as session:
                 now = self.clock.now()
                 if not await runtime.claim_event(session, event.event_id, room_id, now):
                     return
-                workflow = self.workflow(session, now)
-                ctx = Context(
-                    actor=event.sender,
-                    roles=await workflow.roles_of(event.sender),
-                    room_id=room_id,
-                    event_id=event.event_id,
-                    now=now,
-                    tz=self.tz,
-                    prefix=self.prefix,
-                    workflow=workflow,
-                )
-                reply = await self.dispatcher.dispatch(body, ctx)
-                await self._enqueue(session, room_id, event.event_id, reply)
+                await work(session, self.workflow(session, now))
         except INFRASTRUCTURE_ERRORS:
             raise
         except Exception:
             ref = secrets.token_hex(4)
             log.exception(
-                "command failed, reference %s", ref, extra={**_ctx(room_id, event), "ref": ref}
+                "handling failed, reference %s", ref, extra={**_ctx(room_id, event), "ref": ref}
             )
             async with self.db.transaction() as session:
-                if await runtime.claim_event(session, event.event_id, room_id, self.clock.now()):
-                    failure = Reply(
-                        f"Internal error, reference {ref}.",
-                        Severity.ERROR,
-                        lines=("Nothing was changed. Quote the reference to an admin.",),
-                    )
-                    await self._enqueue(session, room_id, event.event_id, failure)
+                claimed = await runtime.claim_event(
+                    session, event.event_id, room_id, self.clock.now()
+                )
+                if claimed and answer_failure:
+                    await self._enqueue(session, room_id, event.event_id, failure_reply(ref))
         self.wake_sender()
 
     def _room(self, room: RoomKey | str) -> str:
@@ -281,6 +283,14 @@ class Row:
 
 
 ROOM_KEYS = frozenset(key.value for key in RoomKey)
+
+
+def failure_reply(ref: str) -> Reply:
+    return Reply(
+        f"Internal error, reference {ref}.",
+        Severity.ERROR,
+        lines=("Nothing was changed. Quote the reference to an admin.",),
+    )
 
 
 def _relation(event: Event) -> tuple[str, str]:

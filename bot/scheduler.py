@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 from bot.backoff import Backoff, sleep_unless_stopped
 from bot.pipeline import INFRASTRUCTURE_ERRORS, Pipeline
 from commands.agenda_views import meeting_announcements
 from commands.measure_views import scheduled
+from commands.replies import Announcement
+from workflow import Workflow
 
 log = logging.getLogger(__name__)
 
@@ -37,40 +41,50 @@ class Scheduler:
 
     async def tick(self) -> int:
         """Performs every step due now; returns how many took effect."""
-        db, pipeline = self.pipeline.db, self.pipeline
-        async with db.transaction() as session:
-            due = await pipeline.workflow(session).schedule.due()
-        done = 0
-        for step in due:
-            async with db.transaction() as session:
-                workflow = pipeline.workflow(session)
-                outcome = await workflow.schedule.run(step)
-                if outcome is None:
-                    continue
-                announcements = scheduled(outcome, pipeline.tz, workflow.now)
-                await pipeline.enqueue_announcements(
-                    session, f"schedule/{step.step}/{step.key}", announcements
-                )
-                done += 1
-            log.info("scheduled step %s %s done", step.step, step.key)
-        done += await self._meetings()
+        pipeline = self.pipeline
+        done = await self._steps(
+            "schedule",
+            lambda wf: wf.schedule,
+            lambda outcome, wf: scheduled(outcome, pipeline.tz, wf.now),
+        )
+        done += await self._steps(
+            "meeting",
+            lambda wf: wf.meetings,
+            lambda outcome, wf: meeting_announcements(outcome, pipeline.tz),
+        )
         if done:
             pipeline.wake_sender()
         return done
 
-    async def _meetings(self) -> int:
-        """Meeting reminders and "starting now" posts, one transaction each, like the above."""
+    async def _steps(
+        self,
+        kind: str,
+        rules: Callable[[Workflow], StepRules],
+        present: Callable[[Any, Workflow], tuple[Announcement, ...]],
+    ) -> int:
+        """One read for what is due, then one transaction per step: its fired key, its
+        effects and its messages commit together."""
         db, pipeline = self.pipeline.db, self.pipeline
         async with db.transaction() as session:
-            due = await pipeline.workflow(session).meetings.due()
+            due = await rules(pipeline.workflow(session)).due()
         done = 0
         for step in due:
             async with db.transaction() as session:
-                outcome = await pipeline.workflow(session).meetings.run(step)
+                workflow = pipeline.workflow(session)
+                outcome = await rules(workflow).run(step)
                 if outcome is None:
                     continue
-                announcements = meeting_announcements(outcome, pipeline.tz)
-                await pipeline.enqueue_announcements(session, f"meeting/{step.key}", announcements)
+                # Stable per step, so each step's messages get transaction IDs of their own.
+                cause = f"{kind}/{step.name}"
+                await pipeline.enqueue_announcements(session, cause, present(outcome, workflow))
                 done += 1
-            log.info("meeting step %s done", step.key)
+            log.info("%s step %s done", kind, step.name)
         return done
+
+
+class StepRules(Protocol):
+    """What the scheduler needs of a rule set: the steps due now, and running one."""
+
+    async def due(self) -> Sequence[Any]: ...
+
+    async def run(self, step: Any) -> Any: ...

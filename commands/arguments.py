@@ -146,7 +146,7 @@ def _parse_bool(text: str, ctx: Context) -> bool:
     raise ArgumentError(f"{shown(text)} is not yes or no")
 
 
-def _parse_user(text: str, ctx: Context) -> UserId:
+def parse_user_id(text: str, ctx: Context) -> UserId:
     if not USER_ID_RE.fullmatch(text):
         raise ArgumentError(f"{shown(text)} is not a Matrix user ID like @name:server")
     return UserId(text)
@@ -156,4 +156,4 @@ register_type(str, _parse_str, name="text")
 register_type(int, _parse_int, name="number")
 register_type(bool, _parse_bool, name="yes|no")
 register_type(datetime, parse_when, name="when")
-register_type(UserId, _parse_user, name="@user:server", looks_like=lambda text: text[:1] == "@")
+register_type(UserId, parse_user_id, name="@user:server", looks_like=lambda text: text[:1] == "@")

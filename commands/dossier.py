@@ -6,7 +6,15 @@ import re
 from datetime import datetime
 from typing import Annotated, Any
 
-from commands.arguments import Kind, Opt, Rest, Spelled, UserId, register_type
+from commands.arguments import (
+    Kind,
+    Opt,
+    Rest,
+    Spelled,
+    UserId,
+    parse_user_id,
+    register_type,
+)
 from commands.context import Context
 from commands.declaration import command
 from commands.errors import ArgumentError, shown
@@ -79,13 +87,11 @@ class UserList(tuple[str, ...]):
 
 
 def _parse_users(text: str, ctx: Context) -> UserList:
-    from config.settings import USER_ID_RE
-
-    users = UserList(part.strip() for part in text.split(",") if part.strip())
-    bad = [u for u in users if not USER_ID_RE.match(u)]
-    if not users or bad:
-        raise ArgumentError(f"{shown(', '.join(bad) or text)} is not a list of @user:server IDs")
-    return users
+    """Each part is read as a UserId argument, so the rule lives in one place."""
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    if not parts:
+        raise ArgumentError(f"{shown(text)} is not a list of @user:server IDs")
+    return UserList(parse_user_id(part, ctx) for part in parts)
 
 
 register_type(UserList, _parse_users, name="@a,@b")

@@ -31,20 +31,20 @@ from workflow.model import (
 )
 
 
-def _utc(value: datetime | None) -> datetime | None:
+def utc_or_none(value: datetime | None) -> datetime | None:
     """SQLite hands back naive datetimes; everything above storage is UTC-aware."""
     if value is None or value.tzinfo is not None:
         return value
     return value.replace(tzinfo=UTC)
 
 
-def _aware(value: datetime) -> datetime:
-    result = _utc(value)
+def aware(value: datetime) -> datetime:
+    result = utc_or_none(value)
     assert result is not None
     return result
 
 
-def _dossier(row: DossierRow, subjects: Sequence[str] = ()) -> Dossier:
+def dossier_record(row: DossierRow, subjects: Sequence[str] = ()) -> Dossier:
     return Dossier(
         ref=row.ref,
         kind=DossierKind(row.kind),
@@ -54,14 +54,14 @@ def _dossier(row: DossierRow, subjects: Sequence[str] = ()) -> Dossier:
         basis=Basis(row.basis) if row.basis else None,
         external_ref=row.external_ref,
         lead=row.lead,
-        starts_at=_utc(row.starts_at),
-        ends_at=_utc(row.ends_at),
+        starts_at=utc_or_none(row.starts_at),
+        ends_at=utc_or_none(row.ends_at),
         room_id=row.room_id,
         created_by=row.created_by,
-        created_at=_aware(row.created_at),
-        updated_at=_aware(row.updated_at),
+        created_at=aware(row.created_at),
+        updated_at=aware(row.updated_at),
         level=ThreatLevel(row.level) if row.level else None,
-        level_at=_utc(row.level_at),
+        level_at=utc_or_none(row.level_at),
         subjects=tuple(subjects),
     )
 
@@ -84,7 +84,7 @@ async def insert(session: AsyncSession, fields: dict[str, Any], subjects: Sequen
     await session.flush()
     for name in subjects:
         session.add(SubjectRow(dossier_id=row.id, name=name))
-    return _dossier(row, subjects)
+    return dossier_record(row, subjects)
 
 
 async def _row(session: AsyncSession, ref: str) -> DossierRow | None:
@@ -98,7 +98,7 @@ async def get(session: AsyncSession, ref: str) -> Dossier | None:
     names = await session.scalars(
         select(SubjectRow.name).where(SubjectRow.dossier_id == row.id).order_by(SubjectRow.id)
     )
-    return _dossier(row, list(names))
+    return dossier_record(row, list(names))
 
 
 async def ref_for_room(session: AsyncSession, room_id: str) -> str | None:
@@ -184,16 +184,16 @@ async def add_assessment(session: AsyncSession, assessment: Assessment, event_id
     )
 
 
-def _assessment(ref: str, row: AssessmentRow) -> Assessment:
+def assessment_record(ref: str, row: AssessmentRow) -> Assessment:
     return Assessment(
         dossier_ref=ref,
         level=ThreatLevel(row.level),
         source=Source(row.source),
         summary=row.summary,
         external_ref=row.external_ref,
-        review_at=_aware(row.review_at),
+        review_at=aware(row.review_at),
         assessed_by=row.assessed_by,
-        created_at=_aware(row.created_at),
+        created_at=aware(row.created_at),
     )
 
 
@@ -207,7 +207,7 @@ async def assessments(
         .order_by(AssessmentRow.id.desc())
         .limit(limit)
     )
-    return [_assessment(ref, row) for row in await session.scalars(query)]
+    return [assessment_record(ref, row) for row in await session.scalars(query)]
 
 
 async def timeline(
@@ -222,7 +222,7 @@ async def timeline(
     )
     rows = list(await session.scalars(query))
     rows.reverse()
-    return [TimelineEntry(_aware(r.at), r.actor, r.kind, r.text) for r in rows]
+    return [TimelineEntry(aware(r.at), r.actor, r.kind, r.text) for r in rows]
 
 
 async def notes(session: AsyncSession, ref: str) -> list[tuple[datetime, str, str]]:
@@ -231,7 +231,7 @@ async def notes(session: AsyncSession, ref: str) -> list[tuple[datetime, str, st
         .where(NoteRow.dossier_id == await _id(session, ref))
         .order_by(NoteRow.id)
     )
-    return [(_aware(at), author, text) for at, author, text in (await session.execute(query)).all()]
+    return [(aware(at), author, text) for at, author, text in (await session.execute(query)).all()]
 
 
 async def listing(
@@ -255,7 +255,7 @@ async def listing(
         .offset(offset)
         .limit(limit)
     )
-    return [_dossier(row) for row in rows], int(total or 0)
+    return [dossier_record(row) for row in rows], int(total or 0)
 
 
 async def find(session: AsyncSession, text: str, limit: int) -> list[Dossier]:
@@ -279,4 +279,4 @@ async def find(session: AsyncSession, text: str, limit: int) -> list[Dossier]:
         .order_by(DossierRow.updated_at.desc(), DossierRow.id.desc())
         .limit(limit)
     )
-    return [_dossier(row) for row in rows]
+    return [dossier_record(row) for row in rows]

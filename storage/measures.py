@@ -11,7 +11,7 @@ from sqlalchemy import Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import outbox
-from storage.dossiers import _aware, _utc
+from storage.dossiers import aware, utc_or_none
 from storage.runtime import dialect_insert
 from storage.tables import DossierRow, FiredRow, MeasureRow, ProposalRow, VoteRow
 from workflow.model import (
@@ -26,25 +26,25 @@ from workflow.model import (
 )
 
 
-def _measure(row: MeasureRow, dossier_ref: str) -> Measure:
+def measure_record(row: MeasureRow, dossier_ref: str) -> Measure:
     return Measure(
         id=row.id,
         dossier_ref=dossier_ref,
         type=MeasureType(row.type),
         details=row.details,
         executor=row.executor,
-        starts_at=_utc(row.starts_at),
-        ends_at=_utc(row.ends_at),
-        review_at=_utc(row.review_at),
+        starts_at=utc_or_none(row.starts_at),
+        ends_at=utc_or_none(row.ends_at),
+        review_at=utc_or_none(row.review_at),
         state=MeasureState(row.state),
         created_by=row.created_by,
-        created_at=_aware(row.created_at),
+        created_at=aware(row.created_at),
         acknowledged_by=row.acknowledged_by,
-        acknowledged_at=_utc(row.acknowledged_at),
+        acknowledged_at=utc_or_none(row.acknowledged_at),
     )
 
 
-def _proposal(row: ProposalRow) -> Proposal:
+def proposal_record(row: ProposalRow) -> Proposal:
     return Proposal(
         id=row.id,
         measure_id=row.measure_id,
@@ -55,8 +55,8 @@ def _proposal(row: ProposalRow) -> Proposal:
         origin_room=row.origin_room,
         urgent=row.urgent,
         state=ProposalState(row.state),
-        created_at=_aware(row.created_at),
-        decided_at=_utc(row.decided_at),
+        created_at=aware(row.created_at),
+        decided_at=utc_or_none(row.decided_at),
         decided_by=row.decided_by,
         rationale=row.rationale,
         rationale_by=row.rationale_by,
@@ -74,7 +74,7 @@ class MeasureStore:
         row = MeasureRow(dossier_id=dossier_id, **fields)
         self.session.add(row)
         await self.session.flush()
-        return _measure(row, dossier_ref)
+        return measure_record(row, dossier_ref)
 
     def _measures(self) -> Select[MeasureRow, str]:
         return select(MeasureRow, DossierRow.ref).join(
@@ -85,7 +85,7 @@ class MeasureStore:
         row = (
             await self.session.execute(self._measures().where(MeasureRow.id == measure_id))
         ).first()
-        return _measure(row[0], row[1]) if row else None
+        return measure_record(row[0], row[1]) if row else None
 
     async def update(self, measure_id: int, fields: dict[str, Any]) -> None:
         await self.session.execute(
@@ -101,17 +101,17 @@ class MeasureStore:
         if states is not None:
             query = query.where(MeasureRow.state.in_([s.value for s in states]))
         rows = await self.session.execute(query.order_by(MeasureRow.id.desc()).limit(limit))
-        return [_measure(m, ref) for m, ref in rows.all()]
+        return [measure_record(m, ref) for m, ref in rows.all()]
 
     async def add_proposal(self, fields: dict[str, Any]) -> Proposal:
         row = ProposalRow(**{**fields, "changes": json.dumps(fields["changes"])})
         self.session.add(row)
         await self.session.flush()
-        return _proposal(row)
+        return proposal_record(row)
 
     async def proposal(self, proposal_id: int) -> Proposal | None:
         row = await self.session.get(ProposalRow, proposal_id)
-        return _proposal(row) if row else None
+        return proposal_record(row) if row else None
 
     async def lock_proposal(self, proposal_id: int) -> Proposal | None:
         """The proposal, re-read under a row lock (PostgreSQL; SQLite transactions are
@@ -125,13 +125,13 @@ class MeasureStore:
                 .execution_options(populate_existing=True)
             )
         ).first()
-        return _proposal(row) if row else None
+        return proposal_record(row) if row else None
 
     async def proposals_of(self, measure_id: int) -> list[Proposal]:
         rows = await self.session.scalars(
             select(ProposalRow).where(ProposalRow.measure_id == measure_id).order_by(ProposalRow.id)
         )
-        return [_proposal(r) for r in rows]
+        return [proposal_record(r) for r in rows]
 
     async def pending(self) -> list[Proposal]:
         rows = await self.session.scalars(
@@ -139,7 +139,7 @@ class MeasureStore:
             .where(ProposalRow.state == ProposalState.PENDING.value)
             .order_by(ProposalRow.id)
         )
-        return [_proposal(r) for r in rows]
+        return [proposal_record(r) for r in rows]
 
     async def close_proposal(
         self, proposal_id: int, state: ProposalState, by: str | None, at: datetime
@@ -205,7 +205,7 @@ class MeasureStore:
             .order_by(VoteRow.id)
         )
         return [
-            Vote(r.voter, Choice(r.choice), r.reaction_event_id, _aware(r.cast_at)) for r in rows
+            Vote(r.voter, Choice(r.choice), r.reaction_event_id, aware(r.cast_at)) for r in rows
         ]
 
     async def fire(self, kind: str, key: str, at: datetime) -> bool:

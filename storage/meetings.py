@@ -9,8 +9,8 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from storage.dossiers import _assessment, _aware, _dossier, _utc
-from storage.measures import _measure
+from storage.dossiers import assessment_record, aware, dossier_record, utc_or_none
+from storage.measures import measure_record
 from storage.tables import AssessmentRow, DossierRow, MeasureRow, MeetingChangeRow, TimelineRow
 from workflow.agenda import AssessmentChange, Change, MeasureLine
 from workflow.meetings import OccurrenceChange
@@ -32,12 +32,12 @@ def _utc_of(moment: datetime) -> datetime:
 def _change(row: MeetingChangeRow) -> OccurrenceChange:
     return OccurrenceChange(
         meeting=row.meeting,
-        occurrence=_aware(row.occurrence),
+        occurrence=aware(row.occurrence),
         action=row.action,
-        moved_to=_utc(row.moved_to),
+        moved_to=utc_or_none(row.moved_to),
         reason=row.reason,
         changed_by=row.changed_by,
-        changed_at=_aware(row.changed_at),
+        changed_at=aware(row.changed_at),
     )
 
 
@@ -77,12 +77,8 @@ _TYPES = {t.value: t for t in MeasureType}
 _STATES = {s.value: s for s in MeasureState}
 
 
-def _z(value: datetime | None) -> datetime | None:
-    return value if value is None or value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
 def _fast_measure(row: Any, dossier_ref: str) -> Measure:
-    """storage.measures._measure for plain rows, with table lookups instead of enum calls:
+    """storage.measures.measure_record for plain rows, with table lookups instead of enum calls:
     the monthly review converts thousands."""
     return Measure(
         id=row.id,
@@ -90,14 +86,14 @@ def _fast_measure(row: Any, dossier_ref: str) -> Measure:
         type=_TYPES[row.type],
         details=row.details,
         executor=row.executor,
-        starts_at=_z(row.starts_at),
-        ends_at=_z(row.ends_at),
-        review_at=_z(row.review_at),
+        starts_at=utc_or_none(row.starts_at),
+        ends_at=utc_or_none(row.ends_at),
+        review_at=utc_or_none(row.review_at),
         state=_STATES[row.state],
         created_by=row.created_by,
-        created_at=_aware(row.created_at),
+        created_at=aware(row.created_at),
         acknowledged_by=row.acknowledged_by,
-        acknowledged_at=_z(row.acknowledged_at),
+        acknowledged_at=utc_or_none(row.acknowledged_at),
     )
 
 
@@ -125,7 +121,7 @@ class AgendaStore:
                 AssessmentRow.id.in_(latest)
             )
         )
-        return {dossier_id: _aware(review) for dossier_id, review in rows.all()}
+        return {dossier_id: aware(review) for dossier_id, review in rows.all()}
 
     async def measures(self, states: tuple[str, ...] = IN_FORCE) -> list[MeasureLine]:
         """Measures in the given states with their dossier, by dossier kind, ref and id.
@@ -139,7 +135,7 @@ class AgendaStore:
                 )
             )
         ).all()
-        dossiers = {row.id: _dossier(cast(DossierRow, row)) for row in dossier_rows}
+        dossiers = {row.id: dossier_record(cast(DossierRow, row)) for row in dossier_rows}
         reviews = await self._latest_reviews(sorted(dossiers))
         measure_rows = (
             await self.session.execute(select(MeasureRow.__table__).where(wanted))
@@ -168,7 +164,7 @@ class AgendaStore:
             )
             .order_by(first, DossierRow.ref)
         )
-        return [_dossier(row) for row in rows]
+        return [dossier_record(row) for row in rows]
 
     async def measures_of(self, refs: list[str]) -> list[Measure]:
         if not refs:
@@ -179,7 +175,7 @@ class AgendaStore:
             .where(DossierRow.ref.in_(refs), MeasureRow.state.in_(UNDECIDED))
             .order_by(MeasureRow.id)
         )
-        return [_measure(m, ref) for m, ref in rows.all()]
+        return [measure_record(m, ref) for m, ref in rows.all()]
 
     async def assessments_between(self, start: datetime, end: datetime) -> list[AssessmentChange]:
         """Assessments made in [start, end), each with the level it replaced (if any)."""
@@ -201,7 +197,7 @@ class AgendaStore:
         )
         return [
             AssessmentChange(
-                _assessment(ref, row),
+                assessment_record(ref, row),
                 title,
                 ThreatLevel(before) if before else None,
             )
@@ -221,7 +217,7 @@ class AgendaStore:
             )
             .order_by(AssessmentRow.review_at, DossierRow.ref)
         )
-        return [(_dossier(d), _aware(review)) for d, review in rows.all()]
+        return [(dossier_record(d), aware(review)) for d, review in rows.all()]
 
     async def changes_since(self, since: datetime, limit: int = 1000) -> list[Change]:
         rows = await self.session.execute(
@@ -232,5 +228,5 @@ class AgendaStore:
             .limit(limit)
         )
         return [
-            Change(_aware(row.at), ref, row.actor, row.kind, row.text) for row, ref in rows.all()
+            Change(aware(row.at), ref, row.actor, row.kind, row.text) for row, ref in rows.all()
         ]

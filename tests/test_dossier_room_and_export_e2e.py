@@ -36,12 +36,8 @@ REF_RE = re.compile(r"D-\d{4}-\d{4,}")
 @pytest.fixture
 async def running(world: World) -> AsyncIterator[InProcessBot]:
     world.setup.roles[world.alice.user_id] = ["liaison", "analyst"]
-    bot = InProcessBot(world.setup.write_config())
-    await bot.start()
-    await bot.ready()
-    await world.admin.wait_for_member(world.coordination, world.setup.user_id)
-    yield bot
-    await bot.stop()
+    async with world.running_bot() as bot:
+        yield bot
 
 
 async def ask(user: MatrixUser, room_id: str, text: str) -> tuple[str, dict[str, Any]]:

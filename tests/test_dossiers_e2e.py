@@ -19,12 +19,8 @@ from tests.support.world import World
 
 @pytest.fixture
 async def bot(world: World) -> AsyncIterator[InProcessBot]:
-    running = InProcessBot(world.setup.write_config())
-    await running.start()
-    await running.ready()
-    await world.admin.wait_for_member(world.coordination, world.setup.user_id)
-    yield running
-    await running.stop()
+    async with world.running_bot() as running:
+        yield running
 
 
 async def ask(user: MatrixUser, room: str, command: str) -> str:

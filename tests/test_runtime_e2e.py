@@ -22,12 +22,8 @@ from tests.support.world import World
 
 @pytest.fixture
 async def running(world: World) -> AsyncIterator[InProcessBot]:
-    bot = InProcessBot(world.setup.write_config())
-    await bot.start()
-    await bot.ready()
-    await world.admin.wait_for_member(world.coordination, world.setup.user_id)
-    yield bot
-    await bot.stop()
+    async with world.running_bot() as bot:
+        yield bot
 
 
 async def audit_rows(database_url: str) -> list[dict[str, str]]:

@@ -197,19 +197,20 @@ class DossierRules:
         return dossier
 
     async def close(self, actor: str, event_id: str, ref: str, reason: str) -> Dossier:
-        dossier = await self.require(ref)
-        if dossier.status is DossierStatus.CLOSED:
-            raise Refused(f"{ref} is already closed")
-        await self.store.update_dossier(ref, {"status": DossierStatus.CLOSED.value})
-        await self._record(actor, event_id, ref, "closed", reason, {"reason": reason})
-        return await self.require(ref)
+        return await self._set_status(actor, event_id, ref, DossierStatus.CLOSED, reason)
 
     async def reopen(self, actor: str, event_id: str, ref: str, reason: str) -> Dossier:
+        return await self._set_status(actor, event_id, ref, DossierStatus.OPEN, reason)
+
+    async def _set_status(
+        self, actor: str, event_id: str, ref: str, status: DossierStatus, reason: str
+    ) -> Dossier:
         dossier = await self.require(ref)
-        if dossier.status is DossierStatus.OPEN:
-            raise Refused(f"{ref} is open already")
-        await self.store.update_dossier(ref, {"status": DossierStatus.OPEN.value})
-        await self._record(actor, event_id, ref, "reopened", reason, {"reason": reason})
+        if dossier.status is status:
+            raise Refused(f"{ref} is {status} already")
+        await self.store.update_dossier(ref, {"status": status.value})
+        kind = "closed" if status is DossierStatus.CLOSED else "reopened"
+        await self._record(actor, event_id, ref, kind, reason, {"reason": reason})
         return await self.require(ref)
 
     async def view(self, ref: str) -> DossierView:

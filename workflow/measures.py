@@ -14,6 +14,7 @@ from workflow.errors import Refused
 from workflow.model import (
     Assessment,
     Dossier,
+    DossierStatus,
     Measure,
     MeasureState,
     MeasureType,
@@ -89,7 +90,7 @@ class MeasureRules:
         details: str,
     ) -> Proposed:
         dossier = await self.wf.dossiers.require(dossier_ref)
-        if dossier.status == "closed":
+        if dossier.status is DossierStatus.CLOSED:
             raise Refused(
                 f"{dossier_ref} is closed; measures can only be proposed on an open dossier"
             )
@@ -177,7 +178,7 @@ class MeasureRules:
                 f"{measure.ref} is {measure.state}; only a measure in force can be changed"
             )
         dossier = await self.wf.dossiers.require(measure.dossier_ref)
-        if dossier.status == "closed":
+        if dossier.status is DossierStatus.CLOSED:
             raise Refused(f"{dossier.ref} is closed; reopen it to change its measures")
         if any(p.state is ProposalState.PENDING for p in await self.store.proposals_of(measure_id)):
             raise Refused(

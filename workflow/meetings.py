@@ -91,6 +91,10 @@ class Due:
         return f"{o.meeting.name}/{o.at.astimezone(UTC).isoformat()}/{self.label}"
 
     @property
+    def name(self) -> str:
+        return self.key
+
+    @property
     def due_at(self) -> datetime:
         """Counted on the local clock: `1d` before Sunday 10:00 is Saturday 10:00, even when
         the clocks change in between."""

@@ -31,6 +31,11 @@ class Due:
     key: str
     target: int  # a proposal id for NUDGE/EXPIRE, a measure id for END_WARNING/END
 
+    @property
+    def name(self) -> str:
+        """Unique per step: a warning and the end of one measure share a key."""
+        return f"{self.step}/{self.key}"
+
 
 @dataclass(frozen=True)
 class Nudge:

@@ -3,11 +3,12 @@ stranger without any role."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.bot_runner import BotSetup
+from tests.support.bot_runner import BotSetup, InProcessBot
 from tests.support.homeserver import Homeserver
 from tests.support.matrix_user import MatrixUser, in_reply_to
 
@@ -22,6 +23,18 @@ class World:
     @property
     def coordination(self) -> str:
         return self.setup.rooms["coordination"]
+
+    @asynccontextmanager
+    async def running_bot(self) -> AsyncIterator[InProcessBot]:
+        """The bot in-process on this world's config, joined and answering."""
+        bot = InProcessBot(self.setup.write_config())
+        await bot.start()
+        try:
+            await bot.ready()
+            await self.admin.wait_for_member(self.coordination, self.setup.user_id)
+            yield bot
+        finally:
+            await bot.stop()
 
     def answered(self, room_id: str) -> list[str | None]:
         """The command event IDs the bot's notices reply to, in timeline order."""

@@ -6,6 +6,10 @@
 #                                          # with store_path /data/store and the database in /data)
 #   docker run -d --name aegis -v aegis-data:/data -e AEGIS_MATRIX__PASSWORD=... aegis
 #   docker run --rm -v aegis-data:/data aegis check-config -c /data/aegis.yaml
+#
+# The HTTP server (health, metrics, calendar, early-warning intake) listens on http.listen;
+# in a container set it to 0.0.0.0:8080 (or AEGIS_HTTP__LISTEN=0.0.0.0:8080) to publish it.
+# docker-compose.yml runs it with Synapse and PostgreSQL; docs/operations.md has the rest.
 
 # --- build: wheels for Aegis and all its dependencies ------------------------------------
 FROM python:3.11-slim AS build
@@ -38,6 +42,12 @@ USER aegis
 # Relative paths in the config resolve from here, so the defaults data/store and
 # sqlite+aiosqlite:///data/aegis.db also land on the volume.
 WORKDIR /
+
+EXPOSE 8080
+# Liveness from inside the container: loopback reaches http.listen 0.0.0.0:8080 as well as
+# 127.0.0.1:8080. The slim image has no curl; the image's Python asks instead.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=4)"]
 
 # The bot stops cleanly on SIGTERM (docker stop) and exits 0.
 ENTRYPOINT ["aegis"]

@@ -9,22 +9,33 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from nio import AsyncClient, MegolmEvent, RoomResolveAliasResponse
+from sqlalchemy.ext.asyncio import AsyncSession
 
 import bot
 from bot.backoff import Backoff
 from bot.calendar_feed import CalendarFeed
+from bot.health import Health, SyncStatus
+from bot.intake.api import IntakeApi
+from bot.intake.form import ReportForm
+from bot.intake.service import Intake
 from bot.login import login, make_client
+from bot.metrics import Metrics
 from bot.pipeline import Pipeline, Rooms
 from bot.reconcile import reconcile_prompts
 from bot.scheduler import Scheduler
 from bot.sender import Sender
 from bot.sync_loop import SyncLoop
+from bot.web import Routes, WebServer
+from bot.webhooks import WebhookPolicy, WebhookSender
 from commands import Dispatcher, registry
 from commands.replies import RoomKey
 from config import Settings
 from storage.db import Database
-from workflow import AccessPolicy, Policy, RuntimeInfo
+from storage.leader import Leadership, LeadershipLost
+from storage.store import Store
+from workflow import AccessPolicy, Policy, RuntimeInfo, Workflow
 from workflow.clock import Clock, SystemClock
+from workflow.early_warning import EarlyWarningPolicy
 from workflow.meetings import meeting_specs
 
 log = logging.getLogger(__name__)
@@ -66,6 +77,12 @@ def policy(settings: Settings) -> Policy:
         urgent_role=approval.urgent_role,
         end_warning=timedelta(days=settings.measures.end_warning_days),
         meetings=meeting_specs(settings.meetings),
+        early_warning=EarlyWarningPolicy(
+            window=settings.early_warning.correlation_window,
+            radius_m=settings.early_warning.radius_m,
+            pattern_threshold=settings.early_warning.pattern_threshold,
+            reports_per_hour=settings.early_warning.reports_per_hour,
+        ),
     )
 
 
@@ -76,13 +93,72 @@ class Aegis:
         self.stop = asyncio.Event()
         self.db = Database(settings.database.url)
         self.client = make_client(settings.matrix)
-        self.sender = Sender(self.client, self.db, self.clock, self.stop)
+        self.sync_status = SyncStatus()
+        self.metrics = Metrics(self.sync_status.lag, self.clock)
+        self.metrics.watch_rate_limits(self.client)
+        self.sender = Sender(self.client, self.db, self.clock, self.stop, self.metrics)
         self.started = asyncio.Event()  # set once the first sync is handled
         self.scheduler: Scheduler | None = None
-        self.calendar: CalendarFeed | None = None
+        self.web: WebServer | None = None
+        self.access = access_policy(settings)
+        self.info = RuntimeInfo(bot.__version__, datetime.now(UTC))
+        self.policy = policy(settings)
+        self.intake = Intake(
+            self.db,
+            self.workflow,
+            ZoneInfo(settings.bot.timezone),
+            settings.http.base_url,
+            on_report=self.metrics.report_received,
+        )
 
     async def run(self) -> None:
+        """Standby until this process holds the leader lock (storage/leader.py), then active.
+        Migrations, the HTTP server, login (which opens the E2EE store) and sync only ever run
+        in the one active instance. Raises LeadershipLost if another instance took over."""
+        leadership = Leadership(self.settings.database.url)
+        try:
+            if not await leadership.acquire(self.stop):
+                await self.client.close()
+                await self.db.close()
+                return
+            watch = asyncio.create_task(leadership.watch(self.stop), name="leadership")
+            try:
+                await self._run_active()
+            finally:
+                self.stop.set()
+                await asyncio.gather(watch, return_exceptions=True)
+        finally:
+            await leadership.release()
+        if leadership.lost:
+            raise LeadershipLost(leadership.where)
+
+    async def _run_active(self) -> None:
         await self.db.migrate()
+        # Up before login: health answers, and partners' reports are taken in and kept
+        # while the homeserver is unreachable.
+        parts: list[Routes] = [Health(self.db, self.sync_status, self.metrics)]
+        http = self.settings.http
+        if http.token:
+            parts.append(
+                CalendarFeed(self.db, self.workflow, http.token.get_secret_value())
+            )
+        session_key = http.session_key.get_secret_value() if http.session_key else None
+        parts += [
+            IntakeApi(self.intake, self.clock.now),
+            ReportForm(
+                self.intake, session_key, ZoneInfo(self.settings.bot.timezone), self.clock.now
+            ),
+        ]
+        self.web = WebServer(parts)
+        await self.web.start(http.listen)
+        ew = self.settings.early_warning
+        webhooks = WebhookSender(
+            self.db,
+            self.clock,
+            self.stop,
+            WebhookPolicy(ew.webhook_attempts, ew.webhook_backoff, ew.webhook_timeout),
+        )
+        webhook_task = asyncio.create_task(webhooks.run(), name="webhooks")
         backoff = Backoff(first=1, cap=60)
         while not self.stop.is_set():
             try:
@@ -97,9 +173,9 @@ class Aegis:
             dispatcher=Dispatcher(
                 registry, self.settings.bot.prefix, self.settings.bot.max_command_bytes
             ),
-            access=access_policy(self.settings),
-            info=RuntimeInfo(bot.__version__, datetime.now(UTC)),
-            policy=policy(self.settings),
+            access=self.access,
+            info=self.info,
+            policy=self.policy,
             clock=self.clock,
             rooms=rooms,
             own_user_id=self.settings.matrix.user_id,
@@ -107,20 +183,23 @@ class Aegis:
             tz=ZoneInfo(self.settings.bot.timezone),
             wake_sender=self.sender.wake,
             request_keys=self._request_keys,
+            on_command=self.metrics.command_handled,
         )
-        http = self.settings.http
-        if http.listen and http.token:
-            self.calendar = CalendarFeed(self.db, pipeline.workflow, http.token.get_secret_value())
-            await self.calendar.start(http.listen)
-        sync = SyncLoop(self.client, self.db, pipeline, self.stop, self.started)
+        await self.intake.ready(pipeline.enqueue_announcements)
+        sync = SyncLoop(self.client, self.db, pipeline, self.stop, self.started, self.sync_status)
         sync_task = asyncio.create_task(sync.run(), name="sync")
         # Sending needs the room list and keys that only the first sync brings.
         ready = asyncio.create_task(self.started.wait())
         await asyncio.wait({sync_task, ready}, return_when=asyncio.FIRST_COMPLETED)
         ready.cancel()
         send_task = asyncio.create_task(self.sender.run(), name="sender")
-        self.scheduler = Scheduler(pipeline, self.stop)
-        tasks = {sync_task, send_task, asyncio.create_task(self.scheduler.run(), name="scheduler")}
+        self.scheduler = Scheduler(pipeline, self.stop, self.metrics)
+        tasks = {
+            sync_task,
+            send_task,
+            webhook_task,
+            asyncio.create_task(self.scheduler.run(), name="scheduler"),
+        }
         if self.started.is_set():
             try:
                 await reconcile_prompts(self.client, pipeline)
@@ -135,16 +214,22 @@ class Aegis:
         finally:
             self.stop.set()
             await asyncio.gather(*tasks, return_exceptions=True)
-            if self.calendar is not None:
-                await self.calendar.stop()
+            if self.web is not None:
+                await self.web.stop()
             await self.client.close()
             await self.db.close()
+
+    def workflow(self, session: AsyncSession, now: datetime | None = None) -> Workflow:
+        """The rules, bound to this transaction and this moment."""
+        moment = now or self.clock.now()
+        return Workflow(Store(session), moment, self.access, self.info, self.policy)
 
     async def _request_keys(self, event: MegolmEvent) -> None:
         try:
             await self.client.request_room_key(event)
         except Exception as exc:  # a duplicate request raises; the notice already went out
-            log.info("key request not sent: %r", exc, extra={"event_id": event.event_id})
+            extra = {"event_id": event.event_id, "room_id": event.room_id}
+            log.info("key request not sent: %r", exc, extra=extra)
 
     def install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()

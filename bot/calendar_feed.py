@@ -30,13 +30,9 @@ class CalendarFeed:
         self.db = db
         self.workflow = workflow
         self.token = token
-        self.runner: web.AppRunner | None = None
-        self.port = 0
 
-    def app(self) -> web.Application:
-        app = web.Application()
-        app.router.add_get("/calendar.ics", self.handle)
-        return app
+    def routes(self) -> list[web.RouteDef]:
+        return [web.get("/calendar.ics", self.handle)]
 
     def _authorized(self, request: web.Request) -> bool:
         given = request.query.get("token", "")
@@ -61,21 +57,3 @@ class CalendarFeed:
                     )
         data = calendar(occurrences, workflow.now, "Aegis meetings")
         return web.Response(body=data, content_type="text/calendar", charset="utf-8")
-
-    async def start(self, listen: str) -> int:
-        """Serves on host:port (port 0: any free one); returns the port."""
-        host, _, port = listen.rpartition(":")
-        self.runner = web.AppRunner(self.app(), access_log=None)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, host.strip("[]"), int(port))
-        await site.start()
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
-        bound = int(sockets[0].getsockname()[1]) if sockets else int(port)
-        log.info("calendar feed on %s:%d/calendar.ics", host, bound)
-        self.port = bound
-        return bound
-
-    async def stop(self) -> None:
-        if self.runner is not None:
-            await self.runner.cleanup()

@@ -1,4 +1,4 @@
-"""`aegis`: run the bot, check a config, verify the audit trail."""
+"""`aegis`: run the bot, check a config, verify the audit trail, purge old personal data."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ import sys
 from pathlib import Path
 
 import bot
+from bot import partner_cli, purge_cli
 from config import ConfigError, Settings, load_settings
 
 EXIT_BAD_CONFIG = 2
+EXIT_LEADERSHIP_LOST = 3
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -29,6 +31,8 @@ def _parser() -> argparse.ArgumentParser:
         "verify", help="check the hash chain; names the first broken entry"
     )
     verify.add_argument("-c", "--config", type=Path, required=True)
+    partner_cli.add_parser(sub)
+    purge_cli.add_parser(sub)
     return parser
 
 
@@ -48,19 +52,28 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "check-config":
         print(f"{args.config}: configuration is valid")
         return 0
+    if args.command == "partner":
+        return asyncio.run(partner_cli.run(settings, args))
     if args.command == "audit":
         return asyncio.run(_verify_audit(settings))
+    if args.command == "purge":
+        return asyncio.run(purge_cli.run(settings, args))
     return asyncio.run(_run(settings))
 
 
 async def _run(settings: Settings) -> int:
     from bot.app import Aegis
     from bot.logs import configure
+    from storage.leader import LeadershipLost
 
     configure(settings.logging.level, settings.logging.json_format)
     app = Aegis(settings)
     app.install_signal_handlers()
-    await app.run()
+    try:
+        await app.run()
+    except LeadershipLost:
+        # Another instance is active now; a supervisor restarts this one as its standby.
+        return EXIT_LEADERSHIP_LOST
     return 0
 
 

@@ -6,10 +6,12 @@ event is skipped as already handled)."""
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import logging
 import re
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,6 +34,7 @@ from bot.render import (
     room_request,
 )
 from commands import Context, Dispatcher
+from commands.dispatcher import Dispatched, Outcome
 from commands.measure_views import reacted
 from commands.replies import Announcement, Reply, RoomKey, Severity
 from storage import outbox, runtime
@@ -53,6 +56,16 @@ UNDECRYPTABLE = Reply(
     Severity.WARNING,
     lines=("I have asked your devices for the missing key.",),
 )
+
+
+# Told of each command handled for good: its name, outcome and handling time in seconds.
+CommandObserver = Callable[[str, Outcome, float], None]
+
+
+class Handled(enum.Enum):
+    DONE = "done"
+    FAILED = "failed"  # rolled back, claimed, and (for a command) answered with a reference
+    SKIPPED = "skipped"  # handled before, by this process or another
 
 
 def txn_id(source_event_id: str, index: int) -> str:
@@ -84,6 +97,7 @@ class Pipeline:
     tz: ZoneInfo
     wake_sender: Callable[[], None]
     request_keys: Callable[[MegolmEvent], Awaitable[None]]
+    on_command: CommandObserver | None = None
 
     async def handle(self, room_id: str, event: Event) -> None:
         command = self._command_text(event)
@@ -156,6 +170,9 @@ class Pipeline:
         return body if self.dispatcher.is_command(body) else None
 
     async def _run_command(self, room_id: str, event: RoomMessageText, body: str) -> None:
+        started = time.perf_counter()
+        dispatched: list[Dispatched] = []
+
         async def work(session: AsyncSession, workflow: Workflow) -> None:
             ctx = Context(
                 actor=event.sender,
@@ -167,10 +184,19 @@ class Pipeline:
                 prefix=self.prefix,
                 workflow=workflow,
             )
-            reply = await self.dispatcher.dispatch(body, ctx)
-            await self._enqueue(session, room_id, event.event_id, reply)
+            dispatched.append(await self.dispatcher.run(body, ctx))
+            await self._enqueue(session, room_id, event.event_id, dispatched[-1].reply)
 
-        await self._once(room_id, event, work, answer_failure=True)
+        handled = await self._once(room_id, event, work, answer_failure=True)
+        # Counted once the outcome is committed, so a redo after a crash or an outage is not
+        # counted twice (a crash between the commit and this line loses one count).
+        if self.on_command is None or handled is Handled.SKIPPED:
+            return
+        elapsed = time.perf_counter() - started
+        if handled is Handled.DONE:
+            self.on_command(dispatched[-1].command, dispatched[-1].outcome, elapsed)
+        else:
+            self.on_command(self.dispatcher.command_name(body), Outcome.INTERNAL_ERROR, elapsed)
 
     async def _once(
         self,
@@ -178,7 +204,7 @@ class Pipeline:
         event: Event,
         work: Callable[[AsyncSession, Workflow], Awaitable[None]],
         answer_failure: bool,
-    ) -> None:
+    ) -> Handled:
         """Claims the event and does its work in one transaction. A failure rolls the work
         back, is logged under a reference, and the event is still claimed, so a bug is
         reported once instead of retried forever; a database outage is left to the caller
@@ -187,8 +213,9 @@ class Pipeline:
             async with self.db.transaction() as session:
                 now = self.clock.now()
                 if not await runtime.claim_event(session, event.event_id, room_id, now):
-                    return
+                    return Handled.SKIPPED
                 await work(session, self.workflow(session, now))
+            handled = Handled.DONE
         except INFRASTRUCTURE_ERRORS:
             raise
         except Exception:
@@ -202,7 +229,9 @@ class Pipeline:
                 )
                 if claimed and answer_failure:
                     await self._enqueue(session, room_id, event.event_id, failure_reply(ref))
+            handled = Handled.FAILED if claimed else Handled.SKIPPED
         self.wake_sender()
+        return handled
 
     def _room(self, room: RoomKey | str) -> str:
         return self.rooms.by_key[RoomKey(room)] if room in ROOM_KEYS else room

@@ -23,9 +23,9 @@ async def reconcile_prompts(client: AsyncClient, pipeline: Pipeline) -> int:
     async with pipeline.db.transaction() as session:
         prompts = await pipeline.workflow(session).approvals.open_prompts()
     seen = 0
-    for proposal_id, room_id, event_id in prompts:
+    for ref, room_id, event_id in prompts:
         try:
-            seen += await _reconcile_prompt(client, pipeline, proposal_id, room_id, event_id)
+            seen += await _reconcile_prompt(client, pipeline, ref, room_id, event_id)
         except Exception:
             log.exception(
                 "could not reconcile a prompt; its votes stay as they are",
@@ -36,7 +36,7 @@ async def reconcile_prompts(client: AsyncClient, pipeline: Pipeline) -> int:
 
 
 async def _reconcile_prompt(
-    client: AsyncClient, pipeline: Pipeline, proposal_id: int, room_id: str, event_id: str
+    client: AsyncClient, pipeline: Pipeline, ref: str, room_id: str, event_id: str
 ) -> int:
     present: set[str] = set()
     reactions: list[Event] = []
@@ -61,5 +61,5 @@ async def _reconcile_prompt(
     for reaction in reactions:
         await pipeline.handle(room_id, reaction)
     async with pipeline.db.transaction() as session:
-        await pipeline.workflow(session).approvals.forget_missing(proposal_id, present)
+        await pipeline.workflow(session).approvals.forget_missing(ref, present)
     return len(reactions)

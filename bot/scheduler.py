@@ -12,11 +12,13 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from bot.backoff import Backoff, sleep_unless_stopped
+from bot.metrics import Metrics
 from bot.pipeline import INFRASTRUCTURE_ERRORS, Pipeline
 from commands.agenda_views import meeting_announcements
 from commands.measure_views import scheduled
 from commands.replies import Announcement
 from workflow import Workflow
+from workflow.meetings import Reminder
 
 log = logging.getLogger(__name__)
 
@@ -24,9 +26,12 @@ TICK_SECONDS = 30.0
 
 
 class Scheduler:
-    def __init__(self, pipeline: Pipeline, stop: asyncio.Event) -> None:
+    def __init__(
+        self, pipeline: Pipeline, stop: asyncio.Event, metrics: Metrics | None = None
+    ) -> None:
         self.pipeline = pipeline
         self.stop = stop
+        self.metrics = metrics
 
     async def run(self) -> None:
         backoff = Backoff(first=1, cap=60)
@@ -78,6 +83,9 @@ class Scheduler:
                 cause = f"{kind}/{step.name}"
                 await pipeline.enqueue_announcements(session, cause, present(outcome, workflow))
                 done += 1
+            # Committed: counted once, however often a crashed step was retried.
+            if self.metrics is not None and isinstance(outcome, Reminder):
+                self.metrics.reminder_fired(outcome.late)
             log.info("%s step %s done", kind, step.name)
         return done
 

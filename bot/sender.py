@@ -18,6 +18,7 @@ from nio import AsyncClient, ErrorResponse
 
 from bot import effects
 from bot.backoff import Backoff, sleep_unless_stopped, unless_stopped
+from bot.metrics import Metrics
 from bot.render import CREATE_ROOM, UPLOAD
 from storage import outbox
 from storage.db import Database
@@ -42,12 +43,18 @@ def _permanent(response: object) -> bool:
 
 class Sender:
     def __init__(
-        self, client: AsyncClient, db: Database, clock: Clock, stop: asyncio.Event
+        self,
+        client: AsyncClient,
+        db: Database,
+        clock: Clock,
+        stop: asyncio.Event,
+        metrics: Metrics | None = None,
     ) -> None:
         self.client = client
         self.db = db
         self.clock = clock
         self.stop = stop
+        self.metrics = metrics
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -125,6 +132,8 @@ class Sender:
             )
             async with self.db.transaction() as session:
                 await outbox.count_attempt(session, message.id)
+            if self.metrics is not None:
+                self.metrics.send_retried()
             await sleep_unless_stopped(delay, self.stop)
 
     async def _resolve(self, message: outbox.PendingMessage) -> outbox.PendingMessage | None:

@@ -24,6 +24,7 @@ from nio import (
 )
 
 from bot.backoff import Backoff, unless_stopped
+from bot.health import SyncStatus
 from bot.pipeline import INFRASTRUCTURE_ERRORS, Pipeline
 from storage import runtime
 from storage.db import Database
@@ -56,6 +57,7 @@ class SyncLoop:
         pipeline: Pipeline,
         stop: asyncio.Event,
         started: asyncio.Event,
+        status: SyncStatus | None = None,
     ) -> None:
         self.client = client
         self.db = db
@@ -63,6 +65,7 @@ class SyncLoop:
         self.stop = stop
         self.joins: dict[str, int] = {}
         self.started = started
+        self.status = status or SyncStatus()
         self._last_prune: datetime | None = None
 
     async def run(self) -> None:
@@ -112,6 +115,7 @@ class SyncLoop:
             token = response.next_batch
             backoff.reset()
             self.started.set()
+            self.status.mark()
             await self._prune_marks()
 
     async def _prune_marks(self) -> None:
@@ -270,4 +274,9 @@ class SyncLoop:
             await self.client.room_leave(room_id)
         else:
             result = await self.client.join(room_id)
-            log.info("joined %s on invite from %s: %s", room_id, inviter, type(result).__name__)
+            log.info(
+                "joined on invite from %s: %s",
+                inviter,
+                type(result).__name__,
+                extra={"room_id": room_id, "sender": inviter},
+            )

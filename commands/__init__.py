@@ -4,7 +4,17 @@ A concern's module declares its commands with `@command`; adding the module to `
 below is all it takes to make them dispatchable and listed in `!help`.
 """
 
-from commands import core, dossier, export, measure, meeting, role, threat
+from commands import (
+    audit,
+    core,
+    dossier,
+    early_warning,
+    export,
+    measure,
+    meeting,
+    role,
+    threat,
+)
 from commands.arguments import Kind, Opt, Rest, Spelled, UserId, register_type
 from commands.context import Context
 from commands.declaration import Command, Registry, command
@@ -12,7 +22,9 @@ from commands.dispatcher import Dispatcher
 from commands.errors import ArgumentError
 from commands.replies import Announcement, Reply, RoomKey, Severity
 
-registry = Registry.from_modules(core, dossier, threat, measure, meeting, export, role)
+registry = Registry.from_modules(
+    core, dossier, threat, measure, meeting, export, role, early_warning, audit
+)
 
 __all__ = [
     "Announcement",

@@ -1,12 +1,15 @@
 """From a message body to a Reply: size limit, lookup, authorization, arguments, handler.
 
 Whatever a sender types ends as a Reply; only a handler's own exceptions escape, so the
-runtime can roll back the transaction and report an internal error.
+runtime can roll back the transaction and report an internal error. `run` also says which
+command it was and how it ended, for the runtime's metrics.
 """
 
 from __future__ import annotations
 
+import enum
 import re
+from dataclasses import dataclass
 
 from commands.binding import bind
 from commands.context import Context
@@ -20,6 +23,24 @@ from workflow.errors import Refused
 _WORD = re.compile(r"\S+")
 # Only a bounded prefix of an unknown command is echoed back or written to the audit trail.
 _SHOWN_NAME = 64
+# The name counted for input that names no declared command: what a sender typed never
+# becomes a metric label.
+UNKNOWN = "unknown"
+
+
+class Outcome(enum.StrEnum):
+    OK = "ok"
+    REFUSED = "refused"  # no role, the wrong role, the rules said no, or over the size limit
+    USAGE_ERROR = "usage_error"  # an unknown command or wrong arguments
+    INTERNAL_ERROR = "internal_error"  # the handler raised; decided by the runtime
+
+
+@dataclass(frozen=True)
+class Dispatched:
+    reply: Reply
+    command: str
+    """The declared name, or UNKNOWN."""
+    outcome: Outcome
 
 
 class Dispatcher:
@@ -38,11 +59,26 @@ class Dispatcher:
 
     async def dispatch(self, body: str, ctx: Context) -> Reply:
         """Every input ends as a Reply; only a handler's own failures escape."""
+        return (await self.run(body, ctx)).reply
+
+    def command_name(self, body: str) -> str:
+        """The declared command `body` names, or UNKNOWN; what a failure is counted under."""
+        if not self.is_command(body):
+            return UNKNOWN
+        words = _WORD.findall(storable(body).lstrip()[len(self.prefix) :])
+        found = self.registry.resolve(words)
+        return UNKNOWN if found is None else found[0].name
+
+    async def run(self, body: str, ctx: Context) -> Dispatched:
+        """`dispatch`, also saying which command it was and how it ended."""
+        refused, usage = Outcome.REFUSED, Outcome.USAGE_ERROR
         size = len(body.encode("utf-8", errors="surrogatepass"))
         if size > self.max_bytes:
-            return _error(f"refused: command text is {size} bytes; the limit is {self.max_bytes}")
+            why = f"refused: command text is {size} bytes; the limit is {self.max_bytes}"
+            return Dispatched(_error(why), UNKNOWN, refused)
         if not self.is_command(body):
-            return _error(f"Not a command; commands start with {self.prefix}")
+            why = f"Not a command; commands start with {self.prefix}"
+            return Dispatched(_error(why), UNKNOWN, usage)
         body = storable(body)
         text = body.lstrip()[len(self.prefix) :]
         words = list(_WORD.finditer(text))
@@ -50,32 +86,32 @@ class Dispatcher:
         if found is None:
             typed = words[0].group()[:_SHOWN_NAME]
             if not ctx.roles:
-                return await self._refuse(ctx, typed, "you have no role in Aegis; ask an admin")
-            return self._unknown(words)
+                no_role = await self._refuse(ctx, typed, "you have no role in Aegis; ask an admin")
+                return Dispatched(no_role, UNKNOWN, refused)
+            return Dispatched(self._unknown(words), UNKNOWN, usage)
         declared, count = found
+        name = declared.name
         if not ctx.roles:
-            return await self._refuse(ctx, declared.name, "you have no role in Aegis; ask an admin")
+            no_role = await self._refuse(ctx, name, "you have no role in Aegis; ask an admin")
+            return Dispatched(no_role, name, refused)
         if declared.role is not None and declared.role not in ctx.roles:
-            return await self._refuse(
-                ctx,
-                declared.name,
-                f"you need role {declared.role} for {self.prefix}{declared.name}",
-            )
+            why = f"you need role {declared.role} for {self.prefix}{name}"
+            return Dispatched(await self._refuse(ctx, name, why), name, refused)
         arguments = text[words[count - 1].end() :]
         try:
             values = await bind(declared, arguments, tokenize(arguments), ctx)
         except (TokenError, ArgumentError) as wrong:
-            return self._wrong_arguments(declared, str(wrong))
+            return Dispatched(self._wrong_arguments(declared, str(wrong)), name, usage)
         if declared.wants_registry:
             values["registry"] = self.registry
         try:
-            return await declared.handler(ctx, **values)
+            return Dispatched(await declared.handler(ctx, **values), name, Outcome.OK)
         except Refused as refusal:
             # The rules said no before writing anything: the sender learns why, nothing else.
-            return _error(str(refusal))
+            return Dispatched(_error(str(refusal)), name, refused)
         except ArgumentError as wrong:
             # A check across arguments that only the handler can make (a range, a pair).
-            return self._wrong_arguments(declared, str(wrong))
+            return Dispatched(self._wrong_arguments(declared, str(wrong)), name, usage)
 
     async def _refuse(self, ctx: Context, name: str, why: str) -> Reply:
         await ctx.workflow.refuse(ctx.actor, name, f"command:{name}", ctx.event_id, why)

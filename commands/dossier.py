@@ -22,6 +22,7 @@ from commands.formatting import level, one_line, period, when
 from commands.replies import Reply, RoomRequest, Severity
 from config import Role
 from workflow.model import Basis, DossierFilter, DossierKind, DossierStatus, TimelineEntry
+from workflow.privacy import Reader
 
 DOSSIER_RE = re.compile(r"^D-\d{4}-\d{4,}$", re.IGNORECASE)
 
@@ -50,6 +51,11 @@ register_type(
     omitted=_room_dossier,
     looks_like=lambda word: bool(DOSSIER_RE.match(word)),
 )
+
+
+def reader(ctx: Context, command_name: str) -> Reader:
+    """Who reads a dossier with which command: every read goes to the audit trail."""
+    return Reader(ctx.actor, ctx.event_id, command_name)
 
 
 class ListStatus(str):
@@ -149,7 +155,7 @@ async def dossier_open(
     examples=["!dossier show D-2026-0007"],
 )
 async def dossier_show(ctx: Context, dossier: DossierRef) -> Reply:
-    view = await ctx.workflow.dossiers.view(dossier)
+    view = await ctx.workflow.dossiers.view(dossier, reader(ctx, "dossier show"))
     d = view.dossier
     fields = [
         ("Kind", f"{d.kind}/{d.category}"),
@@ -164,6 +170,8 @@ async def dossier_show(ctx: Context, dossier: DossierRef) -> Reply:
     ]
     if view.latest is not None:
         fields.append(("Review due", when(view.latest.review_at, ctx.tz)))
+    if d.purged_at is not None:
+        fields.append(("Purged", f"{when(d.purged_at, ctx.tz)} (retention: personal data removed)"))
     return Reply(
         f"{d.ref} — {d.title}",
         fields=tuple(fields),
@@ -294,7 +302,7 @@ async def dossier_reopen(ctx: Context, dossier: DossierRef, reason: Rest[str]) -
     examples=["!dossier timeline D-2026-0007"],
 )
 async def dossier_timeline(ctx: Context, dossier: DossierRef) -> Reply:
-    entries = await ctx.workflow.dossiers.timeline(dossier)
+    entries = await ctx.workflow.dossiers.timeline(dossier, reader(ctx, "dossier timeline"))
     return Reply(
         f"Timeline of {dossier} ({len(entries)} entries)",
         lines=tuple(_entry(e, ctx) for e in entries),

@@ -11,7 +11,7 @@ from typing import Any
 from commands.arguments import Opt
 from commands.context import Context
 from commands.declaration import command
-from commands.dossier import DossierRef
+from commands.dossier import DossierRef, reader
 from commands.formatting import when
 from commands.replies import Attachment, Reply, Severity
 from workflow.dossiers import DossierRecord
@@ -45,6 +45,7 @@ def as_json(record: DossierRecord) -> dict[str, Any]:
             "opened_by": d.created_by,
             "opened_at": _iso(d.created_at),
             "level": int(d.level) if d.level else None,
+            "purged": _iso(d.purged_at),
         },
         "assessments": [
             {
@@ -105,6 +106,8 @@ def as_markdown(record: DossierRecord, ctx: Context) -> str:
         ("Opened", f"{when(d.created_at, tz)} by {d.created_by}"),
         ("Current level", d.level.label if d.level else "no assessment"),
     ]
+    if d.purged_at is not None:
+        rows.append(("Purged", f"{when(d.purged_at, tz)}: personal data removed (retention)"))
     lines += [f"| {name} | {_cell(value)} |" for name, value in rows]
     lines += ["", "## Threat assessments", ""]
     if record.assessments:
@@ -146,7 +149,7 @@ def as_markdown(record: DossierRecord, ctx: Context) -> str:
 async def export(
     ctx: Context, dossier: DossierRef, format: Opt[ExportFormat | None] = None
 ) -> Reply:
-    record = await ctx.workflow.dossiers.record(dossier)
+    record = await ctx.workflow.dossiers.record(dossier, reader(ctx, "export"))
     if format is ExportFormat.JSON:
         data = json.dumps(as_json(record), ensure_ascii=False, indent=2).encode()
         attachment = Attachment(f"{dossier}.json", "application/json", data)

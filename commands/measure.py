@@ -36,7 +36,7 @@ class ProposalRef(int):
 R = TypeVar("R", bound=int)
 
 
-def _numbered(prefix: str, kind: type[R]) -> object:
+def numbered(prefix: str, kind: type[R]) -> object:
     pattern = re.compile(rf"^{prefix}-(\d{{1,9}})$", re.IGNORECASE)
 
     def parse(text: str, ctx: Context) -> R:
@@ -48,8 +48,8 @@ def _numbered(prefix: str, kind: type[R]) -> object:
     return parse
 
 
-register_type(MeasureRef, _numbered("M", MeasureRef), name="M-id")  # type: ignore[arg-type]
-register_type(ProposalRef, _numbered("P", ProposalRef), name="P-id")  # type: ignore[arg-type]
+register_type(MeasureRef, numbered("M", MeasureRef), name="M-id")  # type: ignore[arg-type]
+register_type(ProposalRef, numbered("P", ProposalRef), name="P-id")  # type: ignore[arg-type]
 
 
 class Flag(str):

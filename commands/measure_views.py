@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from commands.early_warning_views import warning_decided
 from commands.formatting import age, when
 from commands.replies import Announcement, Reply, RoomKey, Severity
 from workflow.approvals import Decision, ReactionResult, order_ref, prompt_ref
@@ -252,4 +253,6 @@ def reacted(result: ReactionResult, tz: ZoneInfo) -> tuple[Announcement, ...]:
         return decision_announcements(result.decision, tz)
     if result.acknowledged is not None:
         return (acknowledged(result.acknowledged),)
+    if result.warning is not None:
+        return warning_decided(result.warning)
     return ()

@@ -7,7 +7,7 @@ from datetime import datetime
 from commands.arguments import Opt, Rest, register_type
 from commands.context import Context
 from commands.declaration import command
-from commands.dossier import DossierRef
+from commands.dossier import DossierRef, reader
 from commands.errors import ArgumentError, shown
 from commands.formatting import when
 from commands.replies import Announcement, Reply, RoomKey, Severity
@@ -105,7 +105,7 @@ async def threat_log(
     examples=["!threat list D-2026-0007"],
 )
 async def threat_list(ctx: Context, dossier: DossierRef) -> Reply:
-    history = await ctx.workflow.threats.history(dossier)
+    history = await ctx.workflow.threats.history(dossier, reader(ctx, "threat list"))
     if not history:
         return Reply(f"{dossier} has no threat assessment yet.")
     return Reply(

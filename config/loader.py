@@ -25,6 +25,9 @@ class ConfigError(Exception):
         return "\n".join(lines)
 
 
+SECRET_KEYS = frozenset({"password", "access_token", "token", "session_key"})
+
+
 def _describe(error: dict[str, Any]) -> str:
     key = ".".join(str(part) for part in error["loc"]) or "(top level)"
     kind = error["type"]
@@ -33,8 +36,10 @@ def _describe(error: dict[str, Any]) -> str:
     if kind == "missing":
         return f"{key}: required key is missing"
     message = str(error["msg"]).removeprefix("Value error, ")
+    secret = any(str(part) in SECRET_KEYS for part in error["loc"])
     if kind in ("enum", "literal_error", "string_type", "int_parsing", "bool_parsing"):
-        message += f" (got {error['input']!r})"
+        # A secret mistyped (a number, a list) must not be echoed to a terminal or a log.
+        message += " (value hidden: it is a secret)" if secret else f" (got {error['input']!r})"
     return f"{key}: {message}"
 
 

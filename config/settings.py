@@ -31,7 +31,7 @@ USER_ID_RE = re.compile(r"^@[a-z0-9._=\-/+]+:[A-Za-z0-9.\-]+(:\d{1,5})?$")
 ROOM_RE = re.compile(
     r"^(![^:\s]+(:[A-Za-z0-9.\-]+(:\d{1,5})?)?|#[^:\s]+:[A-Za-z0-9.\-]+(:\d{1,5})?)$"
 )
-DURATION_RE = re.compile(r"^(\d{1,5})\s*([mhdw])$")
+DURATION_RE = re.compile(r"^(\d{1,5})\s*([smhdw])$")
 SERVER_RE = re.compile(r"^[A-Za-z0-9.\-]+(:\d{1,5})?$")
 
 
@@ -41,6 +41,7 @@ class Role(enum.StrEnum):
     APPROVER = "approver"
     POLICE = "police"
     ADMIN = "admin"
+    WARNING_APPROVER = "warning_approver"
 
 
 def _user_id(value: str) -> str:
@@ -130,8 +131,8 @@ def _duration(value: object) -> timedelta:
         return value
     match = DURATION_RE.match(str(value).strip())
     if not match:
-        raise ValueError(f"{value!r} is not a duration like 30m, 4h or 3d")
-    unit = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}[match.group(2)]
+        raise ValueError(f"{value!r} is not a duration like 30s, 30m, 4h or 3d")
+    unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}[match.group(2)]
     return timedelta(**{unit: int(match.group(1))})
 
 
@@ -201,19 +202,44 @@ MeetingName = Annotated[str, AfterValidator(_meeting_name)]
 
 
 class HttpSettings(Section):
-    listen: str | None = Field(default=None, pattern=r"^[A-Za-z0-9.\-:\[\]]+:\d{1,5}$")
-    # validate_default: the token check must also run when the key is absent.
-    token: SecretStr | None = Field(default=None, validate_default=True)
+    listen: str = Field(default="127.0.0.1:8080", pattern=r"^[A-Za-z0-9.\-:\[\]]+:\d{1,5}$")
+    public_url: str | None = Field(default=None, pattern=r"^https?://[^\s?#]+$")
+    # The calendar feed is served only with a token; partners use their own tokens.
+    token: SecretStr | None = None
+    session_key: SecretStr | None = None
 
     @field_validator("token")
     @classmethod
-    def _needs_a_token(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
-        if info.data.get("listen") and (value is None or len(value.get_secret_value()) < 16):
-            raise ValueError(
-                "http.listen needs a token of at least 16 characters "
-                "(http.token or AEGIS_HTTP__TOKEN)"
-            )
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("http.token must have at least 16 characters (or AEGIS_HTTP__TOKEN)")
         return value
+
+    @field_validator("session_key")
+    @classmethod
+    def _key_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("http.session_key must have at least 32 characters")
+        return value
+
+    @property
+    def base_url(self) -> str:
+        """What partners are shown; the listen address unless a proxy fronts it."""
+        return (self.public_url or f"http://{self.listen}").rstrip("/")
+
+
+class EarlyWarningSettings(Section):
+    correlation_window: Duration = timedelta(days=14)
+    radius_m: int = Field(default=500, ge=10, le=50_000)
+    pattern_threshold: int = Field(default=3, ge=2, le=50)
+    reports_per_hour: int = Field(default=30, ge=1, le=10_000)
+    webhook_attempts: int = Field(default=8, ge=1, le=30)
+    webhook_backoff: Duration = timedelta(seconds=30)
+    webhook_timeout: Duration = timedelta(seconds=10)
+
+
+class RetentionSettings(Section):
+    closed_dossier_years: int = Field(default=5, ge=1, le=100)
 
 
 class LoggingSettings(Section):
@@ -238,6 +264,8 @@ class Settings(BaseSettings):
     measures: MeasureSettings = MeasureSettings()
     meetings: dict[MeetingName, MeetingSettings] = {}
     http: HttpSettings = HttpSettings()
+    early_warning: EarlyWarningSettings = EarlyWarningSettings()
+    retention: RetentionSettings = RetentionSettings()
     allowed_servers: list[ServerName] = Field(
         default=[], description="servers whose users may command the bot; empty: its own only"
     )

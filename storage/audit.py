@@ -1,4 +1,10 @@
-"""The audit trail: append-only and hash-chained, so an altered or removed row is detectable."""
+"""The audit trail: append-only and hash-chained, so an altered or removed row is detectable.
+
+Each row's hash covers a SHA-256 digest of its detail rather than the detail itself, so that
+retention can replace a detail holding personal data by a tombstone and the chain still
+verifies. A tombstoned row must be named (under `TOMBSTONED`) by a later entry, the record of
+the purge; a detail that was tombstoned without one, or altered, is reported as broken.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +14,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.runtime import dialect
 from storage.tables import AuditEntry
 
 GENESIS = "0" * 64
+TOMBSTONE = json.dumps({"purged": True})
+TOMBSTONED = "tombstoned"  # detail key of a purge record: the seqs it tombstoned
 _CHAIN_LOCK = 0x4145_4749  # "AEGI": serialises appends on PostgreSQL
 
 
@@ -49,14 +57,18 @@ def _digest(seq: int, at: datetime, fields: dict[str, str], prev_hash: str) -> s
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-def _fields(entry: AuditEntry | AuditRecord, detail: str) -> dict[str, str]:
+def detail_digest(detail: str) -> str:
+    return hashlib.sha256(detail.encode()).hexdigest()
+
+
+def _fields(entry: AuditEntry | AuditRecord, digest: str) -> dict[str, str]:
     return {
         "actor": entry.actor,
         "role": entry.role,
         "action": entry.action,
         "target": entry.target,
         "event_id": entry.event_id,
-        "detail": detail,
+        "detail_sha256": digest,
     }
 
 
@@ -73,7 +85,8 @@ async def append(session: AsyncSession, record: AuditRecord, now: datetime) -> i
     # Microseconds are dropped: not every backend round-trips them identically.
     at = now.replace(microsecond=0)
     detail = json.dumps(record.detail, sort_keys=True, ensure_ascii=False)
-    digest = _digest(seq, at, _fields(record, detail), prev_hash)
+    content_digest = detail_digest(detail)
+    digest = _digest(seq, at, _fields(record, content_digest), prev_hash)
     session.add(
         AuditEntry(
             seq=seq,
@@ -84,6 +97,7 @@ async def append(session: AsyncSession, record: AuditRecord, now: datetime) -> i
             target=record.target,
             event_id=record.event_id,
             detail=detail,
+            detail_digest=content_digest,
             prev_hash=prev_hash,
             hash=digest,
         )
@@ -93,6 +107,7 @@ async def append(session: AsyncSession, record: AuditRecord, now: datetime) -> i
 
 async def verify(session: AsyncSession) -> VerifyResult:
     prev_hash, expected_seq, checked = GENESIS, 1, 0
+    unaccounted: set[int] = set()  # tombstoned, not (yet) named by a purge record
     rows = await session.stream_scalars(select(AuditEntry).order_by(AuditEntry.seq))
     async for entry in rows:
         checked += 1
@@ -101,10 +116,36 @@ async def verify(session: AsyncSession) -> VerifyResult:
         if entry.prev_hash != prev_hash:
             return VerifyResult(checked, entry.seq, "does not link to the entry before it")
         at = entry.at if entry.at.tzinfo else entry.at.replace(tzinfo=UTC)
-        if _digest(entry.seq, at, _fields(entry, entry.detail), prev_hash) != entry.hash:
+        if _digest(entry.seq, at, _fields(entry, entry.detail_digest), prev_hash) != entry.hash:
             return VerifyResult(checked, entry.seq, "content does not match its hash")
+        if entry.detail == TOMBSTONE:
+            unaccounted.add(entry.seq)
+        elif detail_digest(entry.detail) != entry.detail_digest:
+            return VerifyResult(checked, entry.seq, "detail does not match its digest")
+        else:
+            unaccounted.difference_update(_tombstoned_by(entry.detail))
         prev_hash, expected_seq = entry.hash, expected_seq + 1
+    if unaccounted:
+        first = min(unaccounted)
+        return VerifyResult(checked, first, "detail removed without a purge record")
     return VerifyResult(checked, None)
+
+
+def _tombstoned_by(detail: str) -> list[int]:
+    if TOMBSTONED not in detail:
+        return []
+    parsed = json.loads(detail)
+    named = parsed.get(TOMBSTONED) if isinstance(parsed, dict) else None
+    return [seq for seq in named if isinstance(seq, int)] if isinstance(named, list) else []
+
+
+async def tombstone(session: AsyncSession, seqs: list[int]) -> None:
+    """Replaces the details of these entries by the tombstone; their digests stay, so the
+    chain verifies once a later entry names them under `TOMBSTONED`."""
+    if seqs:
+        await session.execute(
+            update(AuditEntry).where(AuditEntry.seq.in_(seqs)).values(detail=TOMBSTONE)
+        )
 
 
 @dataclass(frozen=True)
@@ -119,21 +160,60 @@ class AuditRecordRow:
     detail: dict[str, Any]
 
 
+def _record_row(r: AuditEntry) -> AuditRecordRow:
+    return AuditRecordRow(
+        r.seq,
+        r.at if r.at.tzinfo else r.at.replace(tzinfo=UTC),
+        r.actor,
+        r.role,
+        r.action,
+        r.target,
+        r.event_id,
+        json.loads(r.detail),
+    )
+
+
 async def entries_for(session: AsyncSession, target: str) -> list[AuditRecordRow]:
     """A dossier's own trail, for exports: everything recorded with it as the target."""
     rows = await session.scalars(
         select(AuditEntry).where(AuditEntry.target == target).order_by(AuditEntry.seq)
     )
+    return [_record_row(r) for r in rows]
+
+
+async def seqs_for(session: AsyncSession, targets: list[str]) -> list[int]:
+    """Entries about any of these targets whose detail is not tombstoned yet."""
+    rows = await session.scalars(
+        select(AuditEntry.seq)
+        .where(AuditEntry.target.in_(targets), AuditEntry.detail != TOMBSTONE)
+        .order_by(AuditEntry.seq)
+    )
+    return list(rows)
+
+
+async def page_for(
+    session: AsyncSession, targets: list[str], offset: int, limit: int
+) -> tuple[list[AuditRecordRow], int]:
+    """Newest first, and how many there are in all."""
+    where = AuditEntry.target.in_(targets)
+    total = await session.scalar(select(func.count()).select_from(AuditEntry).where(where))
+    rows = await session.scalars(
+        select(AuditEntry).where(where).order_by(AuditEntry.seq.desc()).offset(offset).limit(limit)
+    )
+    return [_record_row(r) for r in rows], int(total or 0)
+
+
+async def actors_for(
+    session: AsyncSession, targets: list[str], action: str
+) -> list[tuple[str, int, datetime]]:
+    """(actor, how many times, last time) for one action on these targets, latest first."""
+    last = func.max(AuditEntry.at)
+    rows = await session.execute(
+        select(AuditEntry.actor, func.count(), last)
+        .where(AuditEntry.target.in_(targets), AuditEntry.action == action)
+        .group_by(AuditEntry.actor)
+        .order_by(last.desc(), AuditEntry.actor)
+    )
     return [
-        AuditRecordRow(
-            r.seq,
-            r.at if r.at.tzinfo else r.at.replace(tzinfo=UTC),
-            r.actor,
-            r.role,
-            r.action,
-            r.target,
-            r.event_id,
-            json.loads(r.detail),
-        )
-        for r in rows
+        (actor, int(n), at if at.tzinfo else at.replace(tzinfo=UTC)) for actor, n, at in rows.all()
     ]

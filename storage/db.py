@@ -10,7 +10,8 @@ from typing import Any
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import Connection, event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import ExceptionContext, make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -39,6 +40,8 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
             _serialise_sqlite_writers(self.engine)
+        else:
+            _classify_outages(self.engine)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 
     @asynccontextmanager
@@ -81,3 +84,32 @@ def _serialise_sqlite_writers(engine: AsyncEngine) -> None:
     @event.listens_for(sync_engine, "begin")
     def _on_begin(conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _classify_outages(engine: AsyncEngine) -> None:
+    """asyncpg reports a server that is restarting ("the database system is shutting down",
+    "connection was closed in the middle of operation", "terminating connection due to
+    administrator command") as a plain DBAPIError, which callers cannot tell from a bug. Such
+    errors become OperationalError, the class every retry loop treats as an outage."""
+    import asyncpg  # type: ignore[import-untyped]
+
+    outage = (
+        asyncpg.PostgresConnectionError,  # 08xxx and a connection lost mid-operation
+        asyncpg.exceptions.OperatorInterventionError,  # 57xxx: shutdown, starting up
+        asyncpg.exceptions.InsufficientResourcesError,  # 53xxx: too many connections, disk full
+    )
+
+    @event.listens_for(engine.sync_engine, "handle_error")
+    def _on_error(context: ExceptionContext) -> OperationalError | None:
+        error = context.sqlalchemy_exception
+        cause = context.original_exception.__cause__
+        if error is None or isinstance(error, OperationalError):
+            return None
+        if not (context.is_disconnect or isinstance(cause, outage)):
+            return None
+        return OperationalError(
+            context.statement,
+            context.parameters,
+            context.original_exception,
+            connection_invalidated=context.is_disconnect,
+        )

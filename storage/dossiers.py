@@ -63,6 +63,7 @@ def dossier_record(row: DossierRow, subjects: Sequence[str] = ()) -> Dossier:
         level=ThreatLevel(row.level) if row.level else None,
         level_at=utc_or_none(row.level_at),
         subjects=tuple(subjects),
+        purged_at=utc_or_none(row.purged_at),
     )
 
 

@@ -11,8 +11,10 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import audit, dossiers, roles
+from storage.early_warning import EarlyWarningStore
 from storage.measures import MeasureStore
 from storage.meetings import AgendaStore, MeetingStore
+from storage.privacy import PrivacyStore
 from workflow.model import Assessment, Dossier, DossierFilter, TimelineEntry
 
 
@@ -22,6 +24,8 @@ class Store:
         self.measures = MeasureStore(session)
         self.meetings = MeetingStore(session)
         self.agenda = AgendaStore(session)
+        self.privacy = PrivacyStore(session)
+        self.early_warning = EarlyWarningStore(session)
 
     async def append_audit(
         self,

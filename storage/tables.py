@@ -5,7 +5,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -74,6 +84,8 @@ class AuditEntry(Base):
     target: Mapped[str] = mapped_column(String(255))
     event_id: Mapped[str] = mapped_column(String(255))
     detail: Mapped[str] = mapped_column(Text)
+    # The hash covers this digest, not the detail: retention may tombstone the detail.
+    detail_digest: Mapped[str] = mapped_column(String(64))
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
 
@@ -107,6 +119,8 @@ class DossierRow(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     level: Mapped[int | None] = mapped_column(Integer, nullable=True)
     level_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # Set by `aegis purge`: personal data removed, the row kept as a tombstone.
+    purged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
     __table_args__ = (
         Index("ix_dossiers_activity", "status", "updated_at"),
@@ -252,3 +266,104 @@ class MeetingChangeRow(Base):
     changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (Index("ix_meeting_changes_occurrence", "meeting", "occurrence", unique=True),)
+
+
+class PartnerRow(Base):
+    """A company in the early-warning network. Only a hash of its API token is kept; the
+    webhook secret is kept in clear because signing needs it."""
+
+    __tablename__ = "ew_partners"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200))
+    sector: Mapped[str] = mapped_column(String(16), index=True)
+    webhook_url: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    webhook_secret: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class ReportRow(Base):
+    __tablename__ = "ew_reports"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    partner_id: Mapped[int] = mapped_column(ForeignKey("ew_partners.id"))
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    observed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    location: Mapped[str] = mapped_column(String(300))
+    lat: Mapped[float | None] = mapped_column(Float, nullable=True)
+    lon: Mapped[float | None] = mapped_column(Float, nullable=True)
+    category: Mapped[str] = mapped_column(String(12))
+    description: Mapped[str] = mapped_column(Text)
+    vehicle_plate: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    plate_key: Mapped[str] = mapped_column(String(32), index=True)
+    site_key: Mapped[str] = mapped_column(String(300), index=True)
+    contact: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    attachments: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(12), index=True)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    assessed_by: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    closed_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    dossier_ref: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    idempotency_key: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    announced: Mapped[bool] = mapped_column(Boolean, index=True)
+
+    __table_args__ = (
+        Index("ix_ew_reports_partner_key", "partner_id", "idempotency_key", unique=True),
+        Index("ix_ew_reports_partner_received", "partner_id", "received_at"),
+    )
+
+
+class WarningRow(Base):
+    """A warning to a sector's companies, sent only once approved by reaction."""
+
+    __tablename__ = "ew_warnings"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    sector: Mapped[str] = mapped_column(String(16))
+    text: Mapped[str] = mapped_column(Text)
+    from_report: Mapped[int | None] = mapped_column(ForeignKey("ew_reports.id"), nullable=True)
+    drafted_by: Mapped[str] = mapped_column(String(255))
+    state: Mapped[str] = mapped_column(String(12), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    decided_by: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class WarningVoteRow(Base):
+    __tablename__ = "ew_warning_votes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    warning_id: Mapped[int] = mapped_column(ForeignKey("ew_warnings.id"), index=True)
+    voter: Mapped[str] = mapped_column(String(255))
+    choice: Mapped[str] = mapped_column(String(8))
+    reaction_event_id: Mapped[str] = mapped_column(String(255), unique=True)
+    cast_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class WebhookRow(Base):
+    """A signed POST owed to a partner; retried with backoff until delivered or given up."""
+
+    __tablename__ = "ew_webhooks"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    partner_id: Mapped[int] = mapped_column(ForeignKey("ew_partners.id"))
+    kind: Mapped[str] = mapped_column(String(24))
+    subject: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(Integer)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True, index=True
+    )
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    failed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class DeliveryRow(Base):
+    """Who an approved warning was meant for, and how each received it."""
+
+    __tablename__ = "ew_deliveries"
+    warning_id: Mapped[int] = mapped_column(ForeignKey("ew_warnings.id"), primary_key=True)
+    partner_id: Mapped[int] = mapped_column(ForeignKey("ew_partners.id"), primary_key=True)
+    webhook_id: Mapped[int | None] = mapped_column(ForeignKey("ew_webhooks.id"), nullable=True)
+    fetched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -130,7 +130,8 @@ async def test_bool_option(word: str, value: bool) -> None:
         ("!grant bob liaison", "user: 'bob' is not a Matrix user ID like @name:server"),
         (
             "!grant @bob:example.org chief",
-            "role: 'chief' is not one of: liaison, analyst, approver, police, admin",
+            "role: 'chief' is not one of: liaison, analyst, approver, police, admin, "
+            "warning_approver",
         ),
         ("!grant @bob:example.org admin notify=maybe", "notify: 'maybe' is not yes or no"),
         (

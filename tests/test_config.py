@@ -320,3 +320,20 @@ def test_aegis_console_script_version() -> None:
     )
     assert result.returncode == 0
     assert result.stdout.strip() == f"aegis {bot.__version__}"
+
+
+def test_a_mistyped_secret_is_never_echoed(tmp_path: Path) -> None:
+    path = tmp_path / "aegis.yaml"
+    path.write_text(
+        "matrix: {homeserver: 'https://m.example.org', user_id: '@a:example.org', "
+        "password: 98765432123}\n"
+        "rooms: {coordination: '!a:x', approvals: '!b:x', operations: '!c:x', "
+        "early_warning: '!d:x'}\n"
+        "http: {token: 12345678901234567890}\n"
+    )
+    with pytest.raises(ConfigError) as raised:
+        load_settings(path)
+    report = raised.value.report()
+    assert "matrix.password" in report and "http.token" in report
+    assert "98765432123" not in report and "12345678901234567890" not in report
+    assert "value hidden" in report

@@ -16,6 +16,7 @@ from tests.conftest import users_on
 from tests.support.bot_runner import BotProcess
 from tests.support.homeserver import Homeserver
 from tests.support.matrix_user import content, in_reply_to
+from tests.support.stream import warm_up
 from tests.support.world import World, build_world
 
 BACKLOG = 300
@@ -44,14 +45,6 @@ async def exempt_from_rate_limits(hs: Homeserver, user_id: str) -> None:
             headers={"Authorization": f"Bearer {token}"},
         )
         assert response.status == 200, await response.text()
-
-
-async def warm_up(world: World, bot: BotProcess) -> None:
-    """Started, joined, answering: only then is 'the bot was down' meaningful."""
-    bot.start()
-    await world.admin.wait_for_member(world.coordination, world.setup.user_id, timeout=60)
-    probe = await world.alice.say(world.coordination, "!ping warm-up")
-    await world.alice.reply_to(world.coordination, probe, timeout=60)
 
 
 async def test_backlog_sent_while_killed_is_answered_exactly_once_in_order(

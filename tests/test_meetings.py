@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from bot.calendar_feed import CalendarFeed
 from bot.render import notice
+from bot.web import WebServer
 from commands import Announcement, Reply, RoomKey, Severity
 from commands.agenda_views import meeting_announcements
 from config import Role, Settings
@@ -393,7 +394,8 @@ async def test_calendar_feed_needs_the_token_and_shows_skips(database: Database)
         lambda s: Workflow(Store(s), chat.now, chat.access, RuntimeInfo("t", START), chat.policy),
         token,
     )
-    port = await feed.start("127.0.0.1:0")
+    server = WebServer([feed])
+    port = await server.start("127.0.0.1:0")
     url = f"http://127.0.0.1:{port}/calendar.ics"
     try:
         async with aiohttp.ClientSession() as http:
@@ -407,7 +409,7 @@ async def test_calendar_feed_needs_the_token_and_shows_skips(database: Database)
                 assert response.content_type == "text/calendar"
                 data = await response.read()
     finally:
-        await feed.stop()
+        await server.stop()
     events = {
         e.decoded("dtstart"): str(e.get("status"))
         for e in icalendar.Calendar.from_ical(data).walk("VEVENT")
@@ -429,7 +431,7 @@ def test_bad_meeting_configuration_names_each_key() -> None:
                 "password": "x",
             },
             rooms=rooms,
-            http={"listen": "127.0.0.1:8080"},
+            http={"token": "too-short"},
             meetings={
                 "weekly": {
                     "rrule": "FREQ=WEEKLY;BYDAY=XX",

@@ -131,8 +131,8 @@ async def test_weekly_reminders_arrive_in_the_right_room_at_local_times(world: W
         assert len(from_bot(world, reader, operations, "starting now")) == 1
 
         # The calendar feed, as a member's calendar app subscribes to it.
-        assert bot.app.calendar is not None
-        url = f"http://127.0.0.1:{bot.app.calendar.port}/calendar.ics"
+        assert bot.app.web is not None
+        url = f"http://127.0.0.1:{bot.app.web.port}/calendar.ics"
         async with aiohttp.ClientSession() as http:
             async with http.get(url) as refused:
                 assert refused.status == 401

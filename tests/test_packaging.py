@@ -3,12 +3,17 @@ image's entrypoint exists and that its build context carries every shipped packa
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import json
 import re
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
+
+import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -79,3 +84,117 @@ def test_dockerignore_lets_through_every_packaged_directory() -> None:
     assert packages and packages <= allowed
     assert {"pyproject.toml", pyproject()["project"]["readme"]} <= allowed
     assert {".dev", ".git", "data", "tests"}.isdisjoint(allowed)
+
+
+# --- the stack: HEALTHCHECK and docker-compose.yml --------------------------------------------
+
+
+def compose() -> dict[str, Any]:
+    loaded = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+def healthcheck_code(test: list[str]) -> str:
+    """The Python a healthcheck runs: `CMD python -c CODE`, as the slim image has no curl."""
+    assert test[0] == "CMD" and test[1:3] == ["python", "-c"], test
+    return test[3]
+
+
+def image_healthcheck() -> tuple[str, str]:
+    """(options, code) of the Dockerfile's HEALTHCHECK, whose command is in exec form."""
+    options, _, command = last("HEALTHCHECK").partition(" CMD ")
+    return options, healthcheck_code(["CMD", *json.loads(command)])
+
+
+def test_image_exposes_8080_and_checks_healthz_on_it() -> None:
+    assert last("EXPOSE").split() == ["8080"]
+    options, code = image_healthcheck()
+    assert "--interval=" in options and "--timeout=" in options
+    assert "http://127.0.0.1:8080/healthz" in code
+    compile(code, "HEALTHCHECK", "exec")
+
+
+async def test_the_healthcheck_passes_against_a_live_bot_server_and_fails_without(
+    tmp_path: Path,
+) -> None:
+    """The image's check, run as is (but on a free port) against the real health part."""
+    from bot.health import Health, SyncStatus
+    from bot.metrics import Metrics
+    from bot.web import WebServer
+    from storage.db import Database
+    from workflow.clock import SystemClock
+
+    code = image_healthcheck()[1]
+    status = SyncStatus()
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'aegis.db'}")
+    server = WebServer([Health(db, status, Metrics(status.lag, SystemClock()))])
+    port = await server.start("127.0.0.1:0")
+
+    async def check() -> int:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            code.replace(":8080/", f":{port}/"),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        return await process.wait()
+
+    try:
+        assert await check() == 0
+    finally:
+        await server.stop()
+        await db.close()
+    assert await check() != 0
+
+
+def test_compose_runs_synapse_postgres_and_aegis_the_way_the_image_expects() -> None:
+    services = compose()["services"]
+    assert set(services) == {"synapse", "postgres", "aegis"}
+    assert services["synapse"]["image"].startswith("matrixdotorg/synapse:")
+
+    postgres = services["postgres"]
+    assert postgres["image"] == "postgres:16"
+    assert any(v.endswith(":/var/lib/postgresql/data") for v in postgres["volumes"])
+    assert "pg_isready" in " ".join(postgres["healthcheck"]["test"])
+
+    aegis = services["aegis"]
+    assert aegis["build"] == "."
+    assert aegis["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert any(v.split(":")[1] == "/data" for v in aegis["volumes"])
+    named = {v.split(":")[0] for v in aegis["volumes"] if not v.startswith(".")}
+    assert named <= set(compose()["volumes"])
+    # The compose healthcheck is the image's, on the port the image exposes.
+    code = healthcheck_code(aegis["healthcheck"]["test"])
+    assert "http://127.0.0.1:8080/healthz" in code
+    assert code == image_healthcheck()[1]
+    assert any(p.endswith(":8080") for p in aegis["ports"])
+    # Its command is a valid invocation of the image's entry point.
+    from bot.cli import _parser
+
+    args = _parser().parse_args(aegis["command"])
+    assert args.command == "run"
+    mounted = {v.split(":")[1] for v in aegis["volumes"]}
+    assert str(args.config) in mounted
+
+
+def test_compose_environment_names_real_settings_and_reaches_postgres(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every AEGIS_* variable the stack sets is a setting the bot reads; with them, the
+    example config runs on the stack's PostgreSQL and listens where the healthcheck asks."""
+    from config import load_settings
+
+    environment = compose()["services"]["aegis"]["environment"]
+    assert all(name.startswith("AEGIS_") for name in environment)
+    # Compose's ${NAME:?error} and ${NAME:-default}, filled in as compose would from .env.
+    for name, raw in environment.items():
+        monkeypatch.setenv(name, re.sub(r"\$\{(\w+)(:[?-][^}]*)?\}", r"secret-\1", str(raw)))
+    settings = load_settings(REPO / "config" / "example.yaml")
+    assert settings.database.url.startswith("postgresql+asyncpg://aegis:secret-")
+    assert settings.database.url.endswith("@postgres:5432/aegis")
+    assert settings.http.listen == "0.0.0.0:8080"
+    assert str(settings.matrix.store_path).startswith("/data/")
+    assert settings.matrix.homeserver.rstrip("/") == "http://synapse:8008"
+    assert settings.matrix.password is not None

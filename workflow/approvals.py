@@ -6,17 +6,28 @@ from __future__ import annotations
 
 import enum
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from config import Role
+from workflow.early_warning_refs import warning_ref
 from workflow.measures import Proposed
-from workflow.model import Choice, Measure, MeasureState, Proposal, ProposalAction, ProposalState
+from workflow.model import (
+    Choice,
+    Measure,
+    MeasureState,
+    Proposal,
+    ProposalAction,
+    ProposalState,
+    Vote,
+)
 
 if TYPE_CHECKING:
     from storage.measures import MeasureStore
     from workflow.core import Workflow
+    from workflow.early_warning import WarningDecision
 
 _APPROVE = {"✅", "✔", "☑", "👍"}
 _REJECT = {"❌", "✖", "👎"}
@@ -59,6 +70,19 @@ class ReactionResult:
     decision: Decision | None = None
     ignored: Ignored | None = None
     acknowledged: Measure | None = None
+    warning: WarningDecision | None = None
+
+
+def tally(votes: Sequence[Vote], quorum: int) -> tuple[Choice, str] | None:
+    """One rejection rejects (by its voter); a quorum of distinct approvers approves (by
+    them all); otherwise undecided."""
+    rejecters = [v.voter for v in votes if v.choice is Choice.REJECT]
+    if rejecters:
+        return Choice.REJECT, rejecters[0]
+    approvers = list(dict.fromkeys(v.voter for v in votes if v.choice is Choice.APPROVE))
+    if len(approvers) >= quorum:
+        return Choice.APPROVE, ", ".join(approvers)
+    return None
 
 
 def prompt_ref(proposal: Proposal) -> str:
@@ -78,12 +102,15 @@ class ApprovalRules:
         return self.wf.store.measures
 
     async def _proposal_of(self, event_id: str) -> tuple[str, Proposal | None, int | None]:
-        """(kind, proposal, measure id) for a prompt or order event; kind "" if neither."""
+        """(kind, proposal, measure or warning id) for a prompt, order or warning event;
+        kind "" if none of them."""
         ref = await self.store.ref_of_event(event_id)
         if ref and ref.startswith("prompt:P-"):
             return "prompt", await self.store.proposal(int(ref.removeprefix("prompt:P-"))), None
         if ref and ref.startswith("order:M-"):
             return "order", None, int(ref.removeprefix("order:M-"))
+        if ref and ref.startswith("warning:W-"):
+            return "warning", None, int(ref.removeprefix("warning:W-"))
         return "", None, None
 
     async def _ignore(self, actor: str, event_id: str, target: str, why: Ignored) -> ReactionResult:
@@ -99,6 +126,10 @@ class ApprovalRules:
             return ReactionResult(ignored=Ignored.NOT_A_PROMPT)
         if choice is None:
             return ReactionResult(ignored=Ignored.NOT_A_VOTE)
+        if kind == "warning":
+            assert measure_id is not None
+            vote = await self.wf.early_warning.react(actor, event_id, measure_id, choice, own)
+            return ReactionResult(ignored=vote.ignored, warning=vote.decision)
         if kind == "order":
             assert measure_id is not None
             if own or choice is not Choice.APPROVE:
@@ -129,6 +160,8 @@ class ApprovalRules:
 
     async def unreact(self, actor: str, event_id: str, reaction_event_id: str) -> None:
         """A redacted reaction withdraws its vote, but only while the proposal is open."""
+        if await self.wf.early_warning.unreact(actor, event_id, reaction_event_id):
+            return
         vote_of = await self.store.vote_proposal(reaction_event_id)
         if vote_of is None:
             return
@@ -138,21 +171,28 @@ class ApprovalRules:
         await self.store.withdraw_vote(reaction_event_id, self.wf.now)
         await self.wf.audit(actor, "vote.withdrawn", proposal.ref, event_id, {})
 
-    async def open_prompts(self) -> list[tuple[int, str, str]]:
-        """(proposal id, room, prompt event) of every pending proposal whose prompt is out."""
+    async def open_prompts(self) -> list[tuple[str, str, str]]:
+        """(prompt ref, room, prompt event) of every pending proposal or sector warning whose
+        prompt is out."""
+        refs = [prompt_ref(p) for p in await self.store.pending()]
+        refs += [warning_ref(w.id) for w in await self.wf.early_warning.pending()]
         found = []
-        for proposal in await self.store.pending():
-            sent = await self.store.event_of_ref(prompt_ref(proposal))
+        for ref in refs:
+            sent = await self.store.event_of_ref(ref)
             if sent is not None:
-                found.append((proposal.id, *sent))
+                found.append((ref, *sent))
         return found
 
-    async def forget_missing(self, proposal_id: int, present: set[str]) -> None:
+    async def forget_missing(self, ref: str, present: set[str]) -> None:
         """Withdraws votes whose reaction no longer exists (redacted while nobody watched)."""
-        proposal = await self.wf.measures.require_proposal(proposal_id)
+        if ref.startswith("warning:W-"):
+            warning_id = int(ref.removeprefix("warning:W-"))
+            await self.wf.early_warning.forget_missing(warning_id, present)
+            return
+        proposal = await self.wf.measures.require_proposal(int(ref.removeprefix("prompt:P-")))
         if proposal.state is not ProposalState.PENDING:
             return
-        for vote in await self.store.votes(proposal_id):
+        for vote in await self.store.votes(proposal.id):
             if vote.reaction_event_id not in present:
                 await self.store.withdraw_vote(vote.reaction_event_id, self.wf.now)
                 await self.wf.audit(
@@ -174,16 +214,12 @@ class ApprovalRules:
         return proposal
 
     async def decide(self, proposal_id: int) -> Decision | None:
-        votes = await self.store.votes(proposal_id)
-        rejecters = [v.voter for v in votes if v.choice is Choice.REJECT]
-        approvers = list(dict.fromkeys(v.voter for v in votes if v.choice is Choice.APPROVE))
-        if rejecters:
-            outcome, by = ProposalState.REJECTED, rejecters[0]
-        elif len(approvers) >= self.wf.policy.quorum:
-            outcome, by = ProposalState.APPROVED, ", ".join(approvers)
-        else:
+        outcome = tally(await self.store.votes(proposal_id), self.wf.policy.quorum)
+        if outcome is None:
             return None
-        return await self.close(proposal_id, outcome, by)
+        choice, by = outcome
+        state = ProposalState.APPROVED if choice is Choice.APPROVE else ProposalState.REJECTED
+        return await self.close(proposal_id, state, by)
 
     async def close(self, proposal_id: int, outcome: ProposalState, by: str) -> Decision | None:
         """Applies a decision once; None if another decision got there first."""

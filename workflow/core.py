@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from config import Role
+from workflow.early_warning import EarlyWarningPolicy
 from workflow.meetings import MeetingSpec
 
 if TYPE_CHECKING:
@@ -44,6 +45,7 @@ class Policy:
     end_warning: timedelta = timedelta(days=3)
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Europe/Brussels"))
     meetings: tuple[MeetingSpec, ...] = ()
+    early_warning: EarlyWarningPolicy = field(default_factory=EarlyWarningPolicy)
 
 
 @dataclass(frozen=True)
@@ -66,8 +68,10 @@ class Workflow:
         from workflow.agenda import AgendaRules
         from workflow.approvals import ApprovalRules
         from workflow.dossiers import DossierRules
+        from workflow.early_warning import EarlyWarningRules
         from workflow.measures import MeasureRules
         from workflow.meetings import MeetingRules
+        from workflow.privacy import PrivacyRules
         from workflow.roles import RoleRules
         from workflow.schedule import ScheduleRules
         from workflow.threats import ThreatRules
@@ -85,6 +89,8 @@ class Workflow:
         self.schedule = ScheduleRules(self)
         self.agenda = AgendaRules(self)
         self.meetings = MeetingRules(self)
+        self.privacy = PrivacyRules(self)
+        self.early_warning = EarlyWarningRules(self)
 
     async def roles_of(self, user_id: str) -> frozenset[Role]:
         """Seed ∪ grants − revocations; a user on a server not allowed has none at all."""

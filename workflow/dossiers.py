@@ -23,6 +23,7 @@ from workflow.model import (
 if TYPE_CHECKING:
     from storage.audit import AuditRecordRow
     from workflow.core import Workflow
+    from workflow.privacy import Reader
 
 MAX_TITLE = 300
 FIND_LIMIT = 20
@@ -213,15 +214,17 @@ class DossierRules:
         await self._record(actor, event_id, ref, kind, reason, {"reason": reason})
         return await self.require(ref)
 
-    async def view(self, ref: str) -> DossierView:
+    async def view(self, ref: str, reader: Reader) -> DossierView:
         dossier = await self.require(ref)
+        await self.wf.privacy.read(reader, ref)
         latest = await self.store.assessments(ref, limit=1)
         return DossierView(
             dossier, latest[0] if latest else None, await self.store.timeline(ref, 8)
         )
 
-    async def timeline(self, ref: str) -> list[TimelineEntry]:
+    async def timeline(self, ref: str, reader: Reader) -> list[TimelineEntry]:
         await self.require(ref)
+        await self.wf.privacy.read(reader, ref)
         return await self.store.timeline(ref)
 
     async def page(self, wanted: DossierFilter, page: int) -> Page:
@@ -236,15 +239,19 @@ class DossierRules:
             raise Refused("find: give at least two characters")
         return await self.store.find_dossiers(text.strip(), FIND_LIMIT)
 
-    async def record(self, ref: str) -> DossierRecord:
+    async def record(self, ref: str, reader: Reader) -> DossierRecord:
+        """Everything, for an export; the read is recorded after the audit entries are taken,
+        so the file shows the trail up to this export."""
         dossier = await self.require(ref)
-        return DossierRecord(
+        record = DossierRecord(
             dossier,
             await self.store.assessments(ref),
             await self.store.notes(ref),
             await self.store.timeline(ref),
             await self.store.audit_entries(ref),
         )
+        await self.wf.privacy.read(reader, ref)
+        return record
 
     async def request_room(
         self, actor: str, event_id: str, ref: str, invite: Sequence[str]

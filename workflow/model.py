@@ -93,6 +93,7 @@ class Dossier:
     level: ThreatLevel | None
     level_at: datetime | None
     subjects: tuple[str, ...] = ()
+    purged_at: datetime | None = None  # personal data removed by retention: a tombstone
 
 
 @dataclass(frozen=True)

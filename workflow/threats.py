@@ -12,6 +12,7 @@ from workflow.model import Assessment, Source, ThreatLevel
 
 if TYPE_CHECKING:
     from workflow.core import Workflow
+    from workflow.privacy import Reader
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,7 @@ class ThreatRules:
         )
         return Logged(assessment, previous[0] if previous else None)
 
-    async def history(self, ref: str) -> list[Assessment]:
+    async def history(self, ref: str, reader: Reader) -> list[Assessment]:
         await self.wf.dossiers.require(ref)
+        await self.wf.privacy.read(reader, ref)
         return await self.store.assessments(ref)

@@ -63,6 +63,7 @@ class BotSetup:
             "roles": self.roles,
             "allowed_servers": self.allowed_servers or [self.homeserver.server_name],
             "logging": {"level": "INFO"},
+            "http": {"listen": "127.0.0.1:0"},
         }
         for section, values in overrides.items():
             config.setdefault(section, {}).update(values)

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from commands import Context, Dispatcher, Reply, registry
+from commands.dispatcher import Dispatched
 from config import Role
 from storage import outbox
 from storage.db import Database
@@ -51,6 +52,10 @@ class Chat:
             )
 
     async def say(self, user: str, text: str, room: str = "!coordination") -> Reply:
+        return (await self.run(user, text, room)).reply
+
+    async def run(self, user: str, text: str, room: str = "!coordination") -> Dispatched:
+        """`say`, also telling which command it was and how it ended (ok, refused, ...)."""
         async with self.workflow() as workflow:
             ctx = Context(
                 actor=user,
@@ -62,7 +67,7 @@ class Chat:
                 prefix="!",
                 workflow=workflow,
             )
-            return await self.dispatcher.dispatch(text, ctx)
+            return await self.dispatcher.run(text, ctx)
 
     async def posted(self, ref: str, event_id: str, room: str = "!approvals") -> None:
         """What the sender does once a named message is out: its event ID is on record."""

@@ -1,0 +1,1 @@
+"""The early-warning intake: partner companies' HTTP API and web form."""

@@ -1,0 +1,73 @@
+"""`aegis purge`: remove the personal data of dossiers closed longer ago than
+`retention.closed_dossier_years`, leaving tombstones (see workflow/privacy.py). Run by an
+operator on the server, so it is audited as `cli:<login>`."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import bot
+from bot.app import access_policy, policy
+from config import Settings
+from storage.db import Database
+from storage.store import Store
+from workflow import RuntimeInfo, Workflow
+from workflow.privacy import ClosedDossier
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    purge = sub.add_parser(
+        "purge",
+        help="remove personal data of dossiers closed longer ago than "
+        "retention.closed_dossier_years, keeping tombstones",
+    )
+    purge.add_argument("-c", "--config", type=Path, required=True)
+    purge.add_argument(
+        "--dry-run", action="store_true", help="list what would be purged; change nothing"
+    )
+
+
+def _line(dossier: ClosedDossier) -> str:
+    return f"{dossier.ref} ({dossier.kind}, closed {dossier.closed_at:%Y-%m-%d})"
+
+
+async def run(settings: Settings, args: argparse.Namespace) -> int:
+    """One transaction per dossier: an interrupted purge leaves only whole tombstones."""
+    years = settings.retention.closed_dossier_years
+    now = datetime.now(UTC)
+    actor = f"cli:{getpass.getuser()}"
+    access, rules = access_policy(settings), policy(settings)
+    info = RuntimeInfo(bot.__version__, now)
+    db = Database(settings.database.url)
+    purged = 0
+    try:
+        await db.migrate()
+        async with db.transaction() as session:
+            privacy = Workflow(Store(session), now, access, info, rules).privacy
+            plan = await privacy.plan(years)
+            due = [(d, await privacy.personal_data(d.ref)) for d in plan.due]
+        print(f"retention {years} years: dossiers closed by {plan.cutoff:%Y-%m-%d %H:%M} UTC")
+        for held in plan.held:
+            print(f"held {_line(held)}: {held.in_force} measure(s) in force or proposed")
+        for dossier, data in due:
+            if args.dry_run:
+                print(f"would purge {_line(dossier)}: {data.describe()}")
+                continue
+            async with db.transaction() as session:
+                workflow = Workflow(Store(session), now, access, info, rules)
+                removed = await workflow.privacy.purge(actor, dossier.ref, years)
+            if removed is None:
+                print(f"skipped {_line(dossier)}: no longer due")
+            else:
+                purged += 1
+                print(f"purged {_line(dossier)}: {removed.describe()}")
+    finally:
+        await db.close()
+    if args.dry_run:
+        print(f"{len(due)} dossier(s) would be purged; dry run, nothing changed")
+    else:
+        print(f"{purged} dossier(s) purged")
+    return 0

@@ -1,0 +1,150 @@
+"""Data protection: who read a dossier, and how long its personal data is kept.
+
+Retention: `retention.closed_dossier_years` after a dossier was closed, its personal data is
+removed. Free text and names go (title, subjects, notes, external references, timeline texts,
+assessment summaries, measure details, proposal reasons and rationales, audit details); the
+dossier stays as a tombstone with its ID, kind, category, dates, levels and states, and the
+officials' actions stay on the timeline and in the audit trail, so references still resolve.
+A dossier with a measure still in force or a proposal pending is held, not purged.
+
+Access trail: every read of a dossier's content is an audit entry, `dossier.read`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from workflow.errors import Refused
+from workflow.model import DossierKind, MeasureState
+
+if TYPE_CHECKING:
+    from storage.audit import AuditRecordRow
+    from storage.privacy import PrivacyStore
+    from workflow.core import Workflow
+
+PURGED = "(purged)"  # what replaces free text in a tombstone
+READ = "dossier.read"
+# A measure in these states still protects someone, or may soon: its dossier is held.
+LIVE_MEASURES = (MeasureState.ACTIVE, MeasureState.PROVISIONAL, MeasureState.PROPOSED)
+
+
+@dataclass(frozen=True)
+class Reader:
+    """Who reads a dossier, from which event, with which command."""
+
+    actor: str
+    event_id: str
+    via: str
+
+
+@dataclass(frozen=True)
+class ClosedDossier:
+    ref: str
+    kind: DossierKind
+    closed_at: datetime
+    in_force: int  # its LIVE_MEASURES: while any, the dossier is held
+
+
+@dataclass(frozen=True)
+class PersonalData:
+    """How many records of a dossier hold personal data (before a purge) or held it."""
+
+    subjects: int = 0
+    notes: int = 0
+    assessments: int = 0
+    timeline: int = 0
+    measures: int = 0
+    proposals: int = 0
+    audit_entries: int = 0
+
+    def describe(self) -> str:
+        parts = [f"{n} {name.replace('_', ' ')}" for name, n in asdict(self).items() if n]
+        return ", ".join(parts) or "nothing left"
+
+
+@dataclass(frozen=True)
+class RetentionPlan:
+    cutoff: datetime
+    due: list[ClosedDossier]
+    held: list[ClosedDossier]
+
+
+@dataclass(frozen=True)
+class Trail:
+    ref: str
+    entries: list[AuditRecordRow]  # newest first
+    total: int
+    page: int
+    pages: int
+    readers: list[tuple[str, int, datetime]]  # (who, how often, last), latest first
+
+
+def retention_cutoff(now: datetime, years: int) -> datetime:
+    """Closed at or before this moment: due. Calendar years; 29 February falls back to the 28th."""
+    try:
+        return now.replace(year=now.year - years)
+    except ValueError:
+        return now.replace(year=now.year - years, day=28)
+
+
+def is_due(dossier: ClosedDossier, cutoff: datetime) -> bool:
+    return dossier.closed_at <= cutoff and not dossier.in_force
+
+
+class PrivacyRules:
+    def __init__(self, workflow: Workflow) -> None:
+        self.wf = workflow
+
+    @property
+    def store(self) -> PrivacyStore:
+        return self.wf.store.privacy
+
+    async def read(self, reader: Reader, ref: str) -> None:
+        await self.wf.audit(reader.actor, READ, ref, reader.event_id, {"command": reader.via})
+
+    async def plan(self, years: int) -> RetentionPlan:
+        cutoff = retention_cutoff(self.wf.now, years)
+        closed = await self.store.closed_before(cutoff)
+        return RetentionPlan(
+            cutoff,
+            [d for d in closed if is_due(d, cutoff)],
+            [d for d in closed if not is_due(d, cutoff)],
+        )
+
+    async def personal_data(self, ref: str) -> PersonalData:
+        return await self.store.personal_data(ref)
+
+    async def purge(self, actor: str, ref: str, years: int) -> PersonalData | None:
+        """Purges one dossier if it is (still) due, recording it in the audit trail; None if
+        it is not, e.g. reopened since the plan was made."""
+        dossier = await self.store.closed(ref)
+        if dossier is None or not is_due(dossier, retention_cutoff(self.wf.now, years)):
+            return None
+        removed, tombstoned = await self.store.purge(ref, self.wf.now, PURGED)
+        await self.wf.audit(
+            actor,
+            "dossier.purged",
+            ref,
+            "",
+            {
+                "closed_at": dossier.closed_at.isoformat(),
+                "retention_years": years,
+                "removed": asdict(removed),
+                # Named here, the tombstoned audit details still verify (storage/audit.py).
+                "tombstoned": tombstoned,
+            },
+        )
+        return removed
+
+    async def trail(self, actor: str, event_id: str, ref: str, page: int) -> Trail:
+        """Who read and changed a dossier, newest first; looking is itself recorded."""
+        if page < 1:
+            raise Refused("page: counts from 1")
+        await self.wf.dossiers.require(ref)
+        size = self.wf.policy.page_size
+        entries, total = await self.store.trail(ref, (page - 1) * size, size)
+        readers = await self.store.actors(ref, READ)
+        await self.wf.audit(actor, "audit.read", ref, event_id, {"page": page})
+        return Trail(ref, entries, total, page, max(1, -(-total // size)), readers)

@@ -11,7 +11,6 @@ from sqlalchemy import Select, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.dossiers import aware, utc_or_none
-from storage.runtime import dialect_insert
 from storage.tables import (
     DeliveryRow,
     PartnerRow,
@@ -20,6 +19,7 @@ from storage.tables import (
     WarningVoteRow,
     WebhookRow,
 )
+from storage.votes import VoteTable
 from workflow.early_warning_model import (
     Category,
     Delivery,
@@ -89,6 +89,7 @@ def warning_record(row: WarningRow) -> SectorWarning:
 class EarlyWarningStore:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+        self.votes_table = VoteTable(session, WarningVoteRow, "warning_id")
 
     # --- partners -------------------------------------------------------------------------
 
@@ -320,47 +321,16 @@ class EarlyWarningStore:
     async def add_vote(
         self, warning_id: int, voter: str, choice: Choice, reaction_event_id: str, at: datetime
     ) -> bool:
-        stmt = (
-            dialect_insert(self.session)(WarningVoteRow)
-            .values(
-                warning_id=warning_id,
-                voter=voter,
-                choice=choice.value,
-                reaction_event_id=reaction_event_id,
-                cast_at=at,
-            )
-            .on_conflict_do_nothing(index_elements=["reaction_event_id"])
-        )
-        return bool((await self.session.execute(stmt)).rowcount)  # type: ignore[attr-defined]
+        return await self.votes_table.add(warning_id, voter, choice, reaction_event_id, at)
 
     async def votes(self, warning_id: int) -> list[Vote]:
-        rows = await self.session.scalars(
-            select(WarningVoteRow)
-            .where(WarningVoteRow.warning_id == warning_id, WarningVoteRow.withdrawn_at.is_(None))
-            .order_by(WarningVoteRow.id)
-        )
-        return [
-            Vote(r.voter, Choice(r.choice), r.reaction_event_id, aware(r.cast_at)) for r in rows
-        ]
+        return await self.votes_table.current(warning_id)
 
     async def vote_warning(self, reaction_event_id: str) -> int | None:
-        return (
-            await self.session.scalars(
-                select(WarningVoteRow.warning_id).where(
-                    WarningVoteRow.reaction_event_id == reaction_event_id
-                )
-            )
-        ).first()
+        return await self.votes_table.owner_of(reaction_event_id)
 
     async def withdraw_vote(self, reaction_event_id: str, at: datetime) -> None:
-        await self.session.execute(
-            update(WarningVoteRow)
-            .where(
-                WarningVoteRow.reaction_event_id == reaction_event_id,
-                WarningVoteRow.withdrawn_at.is_(None),
-            )
-            .values(withdrawn_at=at)
-        )
+        await self.votes_table.withdraw(reaction_event_id, at)
 
     # --- webhooks and deliveries ----------------------------------------------------------
 

@@ -14,6 +14,7 @@ from storage import outbox
 from storage.dossiers import aware, utc_or_none
 from storage.runtime import dialect_insert
 from storage.tables import DossierRow, FiredRow, MeasureRow, ProposalRow, VoteRow
+from storage.votes import VoteTable
 from workflow.model import (
     Choice,
     Measure,
@@ -66,6 +67,7 @@ def proposal_record(row: ProposalRow) -> Proposal:
 class MeasureStore:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+        self.votes_table = VoteTable(session, VoteRow, "proposal_id")
 
     async def insert(self, dossier_ref: str, fields: dict[str, Any]) -> Measure:
         dossier_id = (
@@ -164,49 +166,17 @@ class MeasureStore:
     async def add_vote(
         self, proposal_id: int, voter: str, choice: Choice, reaction_event_id: str, at: datetime
     ) -> bool:
-        stmt = (
-            dialect_insert(self.session)(VoteRow)
-            .values(
-                proposal_id=proposal_id,
-                voter=voter,
-                choice=choice.value,
-                reaction_event_id=reaction_event_id,
-                cast_at=at,
-            )
-            .on_conflict_do_nothing(index_elements=["reaction_event_id"])
-        )
-        return bool((await self.session.execute(stmt)).rowcount)  # type: ignore[attr-defined]
+        return await self.votes_table.add(proposal_id, voter, choice, reaction_event_id, at)
 
     async def withdraw_vote(self, reaction_event_id: str, at: datetime) -> int | None:
         """The proposal whose vote was withdrawn, or None if the reaction was no vote."""
-        row = (
-            await self.session.scalars(
-                select(VoteRow).where(
-                    VoteRow.reaction_event_id == reaction_event_id, VoteRow.withdrawn_at.is_(None)
-                )
-            )
-        ).first()
-        if row is None:
-            return None
-        row.withdrawn_at = at
-        return row.proposal_id
+        return await self.votes_table.withdraw(reaction_event_id, at)
 
     async def vote_proposal(self, reaction_event_id: str) -> int | None:
-        return (
-            await self.session.scalars(
-                select(VoteRow.proposal_id).where(VoteRow.reaction_event_id == reaction_event_id)
-            )
-        ).first()
+        return await self.votes_table.owner_of(reaction_event_id)
 
     async def votes(self, proposal_id: int) -> list[Vote]:
-        rows = await self.session.scalars(
-            select(VoteRow)
-            .where(VoteRow.proposal_id == proposal_id, VoteRow.withdrawn_at.is_(None))
-            .order_by(VoteRow.id)
-        )
-        return [
-            Vote(r.voter, Choice(r.choice), r.reaction_event_id, aware(r.cast_at)) for r in rows
-        ]
+        return await self.votes_table.current(proposal_id)
 
     async def fire(self, kind: str, key: str, at: datetime) -> bool:
         """True the first time only: the scheduler's guard against doing anything twice."""

@@ -283,7 +283,9 @@ class EarlyWarningRules:
         await self.wf.dossiers.require(dossier_ref)
         if report.dossier_ref == dossier_ref:
             raise Refused(f"{report.ref} is linked to {dossier_ref} already")
-        await self._change(actor, event_id, report, "ew.linked", {"dossier_ref": dossier_ref})
+        await self._change(
+            actor, event_id, report, "ew.linked", {"dossier_ref": dossier_ref}, notify=False
+        )
         details = report.input
         seen_at = details.observed_at.astimezone(self.wf.policy.timezone)
         plate = f", plate {details.vehicle_plate}" if details.vehicle_plate else ""
@@ -315,12 +317,20 @@ class EarlyWarningRules:
         return await self.require(report_id)
 
     async def _change(
-        self, actor: str, event_id: str, report: Report, action: str, fields: dict[str, Any]
+        self,
+        actor: str,
+        event_id: str,
+        report: Report,
+        action: str,
+        fields: dict[str, Any],
+        notify: bool = True,
     ) -> None:
+        """A link is internal to the security partners; a status change is the company's
+        business too."""
         await self.store.update_report(report.id, {**fields, "updated_at": self.wf.now})
-        await self.wf.audit(actor, action, report.ref, event_id, {k: v for k, v in fields.items()})
-        changed = await self.require(report.id)
-        await self._notify(changed)
+        await self.wf.audit(actor, action, report.ref, event_id, dict(fields))
+        if notify:
+            await self._notify(await self.require(report.id))
 
     async def _notify(self, report: Report) -> None:
         """The partner hears of its report's new status by webhook, if it gave one; the

@@ -5,7 +5,7 @@ SYNAPSE_VENV := .venv-synapse
 SYNAPSE_VERSION := 1.163.2
 export AEGIS_SYNAPSE_PYTHON ?= $(CURDIR)/$(SYNAPSE_VENV)/bin/python
 
-.PHONY: install dev lint test bench
+.PHONY: install dev lint test bench bench-peers
 
 $(VENV)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -28,5 +28,30 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
+# Two workers (each with its own Synapse); then, alone, the tests that restart shared
+# services such as PostgreSQL.
 test: lint
-	$(VENV)/bin/python -m pytest -q -p no:cacheprovider
+	$(VENV)/bin/python -m pytest -q -p no:cacheprovider -n 2 -m "not serial"
+	$(VENV)/bin/python -m pytest -q -p no:cacheprovider -m serial
+
+# Benchmarks (bench/, results in bench/results/): peers in their own venvs, pinned.
+BENCH_VENVS := bench/.venvs
+
+$(BENCH_VENVS)/%/.installed:
+	$(PY) -m venv $(BENCH_VENVS)/$*
+	$(BENCH_VENVS)/$*/bin/pip install -q --upgrade pip
+	$(BENCH_VENVS)/$*/bin/pip install -q '$(PEER_$*)'
+	touch $@
+
+PEER_reminder := matrix-reminder-bot==0.4.0
+PEER_maubot := maubot==0.6.0
+
+bench-peers: $(BENCH_VENVS)/reminder/.installed $(BENCH_VENVS)/maubot/.installed
+
+bench: install bench-peers
+	$(VENV)/bin/python bench/dossier_volume.py
+	$(VENV)/bin/python bench/monthly_agenda.py
+	$(VENV)/bin/python bench/handling.py
+	$(VENV)/bin/python bench/latency.py
+	$(VENV)/bin/python bench/backlog.py
+	$(VENV)/bin/python bench/memory.py

@@ -72,7 +72,7 @@ class SyncLoop:
         async with self.db.transaction() as session:
             token = await runtime.get_cursor(session)
             self.joins = await runtime.join_points(session)
-        backoff = Backoff(first=1, cap=60)
+        backoff = Backoff(first=1, cap=15)
         while not self.stop.is_set():
             try:
                 response = await unless_stopped(

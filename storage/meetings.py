@@ -206,12 +206,18 @@ class AgendaStore:
 
     async def reviews_due(self, until: datetime) -> list[tuple[Dossier, datetime]]:
         """Open dossiers whose latest assessment is due for review by `until`."""
-        latest = select(func.max(AssessmentRow.id)).group_by(AssessmentRow.dossier_id)
+        # A derived table, not `id IN (subquery)`: SQLite would otherwise rescan the
+        # assessments for each candidate row (seconds at 50,000 assessments).
+        latest = (
+            select(func.max(AssessmentRow.id).label("id"))
+            .group_by(AssessmentRow.dossier_id)
+            .subquery()
+        )
         rows = await self.session.execute(
             select(DossierRow, AssessmentRow.review_at)
             .join(AssessmentRow, AssessmentRow.dossier_id == DossierRow.id)
+            .join(latest, latest.c.id == AssessmentRow.id)
             .where(
-                AssessmentRow.id.in_(latest),
                 AssessmentRow.review_at <= _utc_of(until),
                 DossierRow.status == DossierStatus.OPEN.value,
             )

@@ -95,7 +95,6 @@ async def test_backlog_sent_while_killed_is_answered_exactly_once_in_order(
         bot.kill()
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_burst_on_default_rate_limits_gets_every_reply(
     homeserver_default_limits: Homeserver,
     tmp_path_factory: pytest.TempPathFactory,

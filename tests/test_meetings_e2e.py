@@ -12,7 +12,6 @@ from zoneinfo import ZoneInfo
 import aiohttp
 import icalendar
 import nio
-import pytest
 from dateutil.rrule import rrulestr
 
 from tests.support.bot_runner import BotProcess, FakeClock, InProcessBot
@@ -221,9 +220,7 @@ def weekly_at(moment: datetime) -> str:
     )
 
 
-# Real minutes on the real clock: once, on SQLite. The fired-key logic it exercises runs on
-# both databases in tests/test_meetings.py and in the fake-clock restart test above.
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+# Real minutes on the real clock, on both databases.
 async def test_sigkill_before_a_reminder_posts_it_once_late_or_not_after_the_start(
     world: World, tmp_path: Path
 ) -> None:

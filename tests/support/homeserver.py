@@ -189,6 +189,13 @@ class Homeserver:
         }
         if not self.default_rate_limits:
             config.update(RELAXED_RATE_LIMITS)
+        else:
+            # Stock limits for what the bot does (messages, joins...), but not for the test
+            # setup's logins and registrations: they all come from 127.0.0.1, and the stock
+            # login limit (5, then one every ~5 minutes) would stall a second test.
+            config.update(
+                {key: RELAXED_RATE_LIMITS[key] for key in ("rc_login", "rc_registration")}
+            )
         self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
 
     def start(self) -> None:

@@ -17,8 +17,7 @@ import aiohttp
 import bot
 from bot.backoff import sleep_unless_stopped
 from storage.db import Database
-from storage.early_warning import EarlyWarningStore
-from storage.tables import PartnerRow, WebhookRow
+from storage.early_warning import DueWebhook, EarlyWarningStore
 from workflow.clock import Clock
 from workflow.early_warning import sign
 
@@ -61,45 +60,38 @@ class WebhookSender:
     async def deliver_due(self, http: aiohttp.ClientSession) -> int:
         async with self.db.transaction() as session:
             due = await EarlyWarningStore(session).due_webhooks(self.clock.now(), BATCH)
-        results = await asyncio.gather(*(self._post(http, hook, partner) for hook, partner in due))
+        results = await asyncio.gather(*(self._post(http, hook) for hook in due))
         async with self.db.transaction() as session:
             store = EarlyWarningStore(session)
-            for (hook, partner), error in zip(due, results, strict=True):
-                await self._record(store, hook, partner, error)
+            for hook, error in zip(due, results, strict=True):
+                await self._record(store, hook, error)
         return len(due)
 
-    async def _post(
-        self, http: aiohttp.ClientSession, hook: WebhookRow, partner: PartnerRow
-    ) -> str | None:
+    async def _post(self, http: aiohttp.ClientSession, hook: DueWebhook) -> str | None:
         """None when the partner answered 2xx; else what went wrong."""
-        if partner.webhook_url is None or partner.revoked_at is not None:
+        if hook.url is None:
             return "partner has no webhook or is revoked"
         body = json.dumps(
-            {"event": hook.kind, "delivery": hook.id, "data": json.loads(hook.payload)},
-            ensure_ascii=False,
+            {"event": hook.kind, "delivery": hook.id, "data": hook.payload}, ensure_ascii=False
         ).encode()
         headers = {
             "Content-Type": "application/json",
             "User-Agent": f"Aegis/{bot.__version__}",
             "X-Aegis-Event": hook.kind,
             "X-Aegis-Delivery": str(hook.id),
-            "X-Aegis-Signature": sign(
-                partner.webhook_secret, int(self.clock.now().timestamp()), body
-            ),
+            "X-Aegis-Signature": sign(hook.secret, int(self.clock.now().timestamp()), body),
         }
         try:
-            async with http.post(partner.webhook_url, data=body, headers=headers) as response:
+            async with http.post(hook.url, data=body, headers=headers) as response:
                 if 200 <= response.status < 300:
                     return None
                 return f"HTTP {response.status}"
         except (aiohttp.ClientError, TimeoutError) as exc:
             return f"{type(exc).__name__}: {exc}"[:300]
 
-    async def _record(
-        self, store: EarlyWarningStore, hook: WebhookRow, partner: PartnerRow, error: str | None
-    ) -> None:
+    async def _record(self, store: EarlyWarningStore, hook: DueWebhook, error: str | None) -> None:
         now, attempts = self.clock.now(), hook.attempts + 1
-        extra = {"webhook": hook.id, "partner": partner.id, "subject": hook.subject}
+        extra = {"webhook": hook.id, "partner": hook.partner_id, "subject": hook.subject}
         if error is None:
             log.info("webhook delivered", extra=extra)
             await store.webhook_attempted(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -84,6 +85,20 @@ def warning_record(row: WarningRow) -> SectorWarning:
         decided_at=utc_or_none(row.decided_at),
         decided_by=row.decided_by,
     )
+
+
+@dataclass(frozen=True)
+class DueWebhook:
+    """A webhook to try now; `url` is None if the partner has none any more or is revoked."""
+
+    id: int
+    kind: str
+    subject: str
+    payload: dict[str, Any]
+    attempts: int
+    partner_id: int
+    url: str | None
+    secret: str
 
 
 class EarlyWarningStore:
@@ -350,7 +365,7 @@ class EarlyWarningStore:
         await self.session.flush()
         return row.id
 
-    async def due_webhooks(self, now: datetime, limit: int) -> list[tuple[WebhookRow, PartnerRow]]:
+    async def due_webhooks(self, now: datetime, limit: int) -> list[DueWebhook]:
         rows = await self.session.execute(
             select(WebhookRow, PartnerRow)
             .join(PartnerRow, WebhookRow.partner_id == PartnerRow.id)
@@ -358,13 +373,19 @@ class EarlyWarningStore:
             .order_by(WebhookRow.next_attempt_at, WebhookRow.id)
             .limit(limit)
         )
-        return [(w, p) for w, p in rows.all()]
-
-    async def next_webhook_at(self) -> datetime | None:
-        value = (
-            await self.session.execute(select(func.min(WebhookRow.next_attempt_at)))
-        ).scalar_one()
-        return utc_or_none(value)
+        return [
+            DueWebhook(
+                id=hook.id,
+                kind=hook.kind,
+                subject=hook.subject,
+                payload=json.loads(hook.payload),
+                attempts=hook.attempts,
+                partner_id=partner.id,
+                url=partner.webhook_url if partner.revoked_at is None else None,
+                secret=partner.webhook_secret,
+            )
+            for hook, partner in rows.all()
+        ]
 
     async def webhook_attempted(
         self,

@@ -255,7 +255,7 @@ async def test_triage_assess_link_close_and_the_partner_sees_its_status(
         from storage.early_warning import EarlyWarningStore
 
         due = await EarlyWarningStore(session).due_webhooks(chat.now, 50)
-    payloads = [json.loads(hook.payload) for hook, _ in due]
+    payloads = [hook.payload for hook in due]
     # One notice per status change (the link is internal), none with the partners' notes.
     assert [p["status"] for p in payloads] == ["suspicious", "closed"]
     assert all("note" not in p and p["id"] == "EW-1" for p in payloads)

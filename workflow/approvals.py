@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from config import Role
+from workflow.early_warning_model import WarningState
 from workflow.early_warning_refs import warning_ref
 from workflow.measures import Proposed
 from workflow.model import (
@@ -25,6 +26,7 @@ from workflow.model import (
 )
 
 if TYPE_CHECKING:
+    from storage.early_warning import EarlyWarningStore
     from storage.measures import MeasureStore
     from workflow.core import Workflow
     from workflow.early_warning import WarningDecision
@@ -184,20 +186,25 @@ class ApprovalRules:
         return found
 
     async def forget_missing(self, ref: str, present: set[str]) -> None:
-        """Withdraws votes whose reaction no longer exists (redacted while nobody watched)."""
+        """Withdraws votes whose reaction no longer exists (redacted while nobody watched),
+        on a proposal or a sector warning that is still open."""
+        votes: MeasureStore | EarlyWarningStore
         if ref.startswith("warning:W-"):
-            warning_id = int(ref.removeprefix("warning:W-"))
-            await self.wf.early_warning.forget_missing(warning_id, present)
-            return
-        proposal = await self.wf.measures.require_proposal(int(ref.removeprefix("prompt:P-")))
-        if proposal.state is not ProposalState.PENDING:
-            return
-        for vote in await self.store.votes(proposal.id):
+            votes = self.wf.store.early_warning
+            warning = await votes.warning(int(ref.removeprefix("warning:W-")), lock=True)
+            if warning is None or warning.state is not WarningState.PENDING:
+                return
+            owner, name = warning.id, warning.ref
+        else:
+            votes = self.store
+            proposal = await votes.lock_proposal(int(ref.removeprefix("prompt:P-")))
+            if proposal is None or proposal.state is not ProposalState.PENDING:
+                return
+            owner, name = proposal.id, proposal.ref
+        for vote in await votes.votes(owner):
             if vote.reaction_event_id not in present:
-                await self.store.withdraw_vote(vote.reaction_event_id, self.wf.now)
-                await self.wf.audit(
-                    vote.voter, "vote.withdrawn", proposal.ref, "", {"seen": "reconcile"}
-                )
+                await votes.withdraw_vote(vote.reaction_event_id, self.wf.now)
+                await self.wf.audit(vote.voter, "vote.withdrawn", name, "", {"seen": "reconcile"})
 
     async def rationale(
         self, actor: str, event_id: str, thread_root: str, text: str

@@ -378,9 +378,6 @@ class EarlyWarningRules:
             raise Refused(f"there is no W-{warning_id}")
         return warning
 
-    async def warnings(self, states: Sequence[WarningState]) -> list[SectorWarning]:
-        return await self.store.warnings(states, 50)
-
     async def react(
         self, actor: str, event_id: str, warning_id: int, choice: Choice, own: bool
     ) -> WarningVote:
@@ -447,17 +444,6 @@ class EarlyWarningRules:
 
     async def pending(self) -> list[SectorWarning]:
         return await self.store.warnings([WarningState.PENDING], 1000)
-
-    async def forget_missing(self, warning_id: int, present: set[str]) -> None:
-        warning = await self.store.warning(warning_id, lock=True)
-        if warning is None or warning.state is not WarningState.PENDING:
-            return
-        for vote in await self.store.votes(warning_id):
-            if vote.reaction_event_id not in present:
-                await self.store.withdraw_vote(vote.reaction_event_id, self.wf.now)
-                await self.wf.audit(
-                    vote.voter, "vote.withdrawn", warning.ref, "", {"seen": "reconcile"}
-                )
 
     async def deliveries(self, warning_id: int) -> tuple[SectorWarning, list[Delivery]]:
         warning = await self.require_warning(warning_id)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
+import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -41,12 +41,13 @@ KEEP_MARKS = timedelta(days=30)
 PRUNE_EVERY = timedelta(hours=1)
 
 
-def _first_sync_timeout() -> int:
-    """Synapse caches a sync answer for minutes, keyed on the request. A fresh install that
-    repeats an earlier install's initial request would get that old snapshot and later run
-    everything since as if it were new. A unique timeout makes the request unique; an
-    initial sync answers at once whatever its timeout."""
-    return random.randint(1, 999)
+def first_sync_filter() -> dict[str, Any]:
+    """Synapse caches a sync answer for minutes, keyed on the whole request. A fresh install
+    that repeated an earlier install's initial request would get that old snapshot, set its
+    join point too early, and run everything since as if it were new. Excluding an account
+    data type that never exists makes each initial request unique without changing what it
+    returns (a random timeout did the same, but two installs drew the same one)."""
+    return {**SYNC_FILTER, "account_data": {"not_types": [f"aegis.first-sync.{uuid.uuid4()}"]}}
 
 
 class SyncLoop:
@@ -77,9 +78,9 @@ class SyncLoop:
             try:
                 response = await unless_stopped(
                     self.client.sync(
-                        timeout=_first_sync_timeout() if token is None else 30000,
+                        timeout=30000,
                         since=token,
-                        sync_filter=SYNC_FILTER,
+                        sync_filter=first_sync_filter() if token is None else SYNC_FILTER,
                         # Full state on each process's first sync: nio keeps no room list
                         # across restarts, and cannot send into a room it does not know.
                         full_state=token is None or not self.started.is_set(),

@@ -26,6 +26,7 @@ dev: install
 
 lint: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
 # Two workers (each with its own Synapse); then, alone, the tests that restart shared

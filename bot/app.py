@@ -139,9 +139,7 @@ class Aegis:
         parts: list[Routes] = [Health(self.db, self.sync_status, self.metrics)]
         http = self.settings.http
         if http.token:
-            parts.append(
-                CalendarFeed(self.db, self.workflow, http.token.get_secret_value())
-            )
+            parts.append(CalendarFeed(self.db, self.workflow, http.token.get_secret_value()))
         session_key = http.session_key.get_secret_value() if http.session_key else None
         parts += [
             IntakeApi(self.intake, self.clock.now),

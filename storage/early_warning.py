@@ -166,9 +166,7 @@ class EarlyWarningStore:
     # --- reports --------------------------------------------------------------------------
 
     def _reports(self) -> Select[ReportRow, PartnerRow]:
-        return select(ReportRow, PartnerRow).join(
-            PartnerRow, ReportRow.partner_id == PartnerRow.id
-        )
+        return select(ReportRow, PartnerRow).join(PartnerRow, ReportRow.partner_id == PartnerRow.id)
 
     async def insert_report(
         self,

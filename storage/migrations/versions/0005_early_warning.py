@@ -61,9 +61,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_ew_reports_partner_key", "ew_reports", ["partner_id", "idempotency_key"], unique=True
     )
-    op.create_index(
-        "ix_ew_reports_partner_received", "ew_reports", ["partner_id", "received_at"]
-    )
+    op.create_index("ix_ew_reports_partner_received", "ew_reports", ["partner_id", "received_at"])
     op.create_table(
         "ew_warnings",
         sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
@@ -105,12 +103,8 @@ def upgrade() -> None:
     op.create_index("ix_ew_webhooks_next_attempt_at", "ew_webhooks", ["next_attempt_at"])
     op.create_table(
         "ew_deliveries",
-        sa.Column(
-            "warning_id", sa.Integer(), sa.ForeignKey("ew_warnings.id"), primary_key=True
-        ),
-        sa.Column(
-            "partner_id", sa.Integer(), sa.ForeignKey("ew_partners.id"), primary_key=True
-        ),
+        sa.Column("warning_id", sa.Integer(), sa.ForeignKey("ew_warnings.id"), primary_key=True),
+        sa.Column("partner_id", sa.Integer(), sa.ForeignKey("ew_partners.id"), primary_key=True),
         sa.Column("webhook_id", sa.Integer(), sa.ForeignKey("ew_webhooks.id"), nullable=True),
         sa.Column("fetched_at", TZ, nullable=True),
     )

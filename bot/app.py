@@ -86,6 +86,14 @@ def policy(settings: Settings) -> Policy:
     )
 
 
+async def _until(event: asyncio.Event, task: asyncio.Task[None]) -> bool:
+    """Waits for `event`, or for `task` to end first; its failure is raised with the others'."""
+    waiter = asyncio.create_task(event.wait())
+    await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    waiter.cancel()
+    return event.is_set()
+
+
 class Aegis:
     def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
         self.settings = settings
@@ -97,6 +105,7 @@ class Aegis:
         self.metrics = Metrics(self.sync_status.lag, self.clock)
         self.metrics.watch_rate_limits(self.client)
         self.sender = Sender(self.client, self.db, self.clock, self.stop, self.metrics)
+        self.connected = asyncio.Event()  # set once the first sync brought the rooms and keys
         self.started = asyncio.Event()  # set once the first sync is handled
         self.scheduler: Scheduler | None = None
         self.web: WebServer | None = None
@@ -184,12 +193,19 @@ class Aegis:
             on_command=self.metrics.command_handled,
         )
         await self.intake.ready(pipeline.enqueue_announcements)
-        sync = SyncLoop(self.client, self.db, pipeline, self.stop, self.started, self.sync_status)
+        sync = SyncLoop(
+            self.client,
+            self.db,
+            pipeline,
+            self.stop,
+            self.connected,
+            self.started,
+            self.sync_status,
+        )
         sync_task = asyncio.create_task(sync.run(), name="sync")
-        # Sending needs the room list and keys that only the first sync brings.
-        ready = asyncio.create_task(self.started.wait())
-        await asyncio.wait({sync_task, ready}, return_when=asyncio.FIRST_COMPLETED)
-        ready.cancel()
+        # Sending needs the room list and keys that only the first sync brings; it need not
+        # wait for that sync's events to be handled, so a backlog is answered as it is read.
+        await _until(self.connected, sync_task)
         send_task = asyncio.create_task(self.sender.run(), name="sender")
         self.scheduler = Scheduler(pipeline, self.stop, self.metrics)
         tasks = {
@@ -198,7 +214,7 @@ class Aegis:
             webhook_task,
             asyncio.create_task(self.scheduler.run(), name="scheduler"),
         }
-        if self.started.is_set():
+        if await _until(self.started, sync_task):
             try:
                 await reconcile_prompts(self.client, pipeline)
             except Exception:

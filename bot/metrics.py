@@ -115,7 +115,7 @@ class Metrics:
         """The gauges read from the database. If it does not answer they show NaN, and the
         other metrics are still served."""
         try:
-            async with db.transaction() as session:
+            async with db.snapshot() as session:
                 pending = await Store(session).measures.pending()
         except INFRASTRUCTURE_ERRORS as exc:
             log.warning("metrics: database unavailable: %r", exc)

@@ -99,28 +99,32 @@ class Pipeline:
     request_keys: Callable[[MegolmEvent], Awaitable[None]]
     on_command: CommandObserver | None = None
 
-    async def handle(self, room_id: str, event: Event) -> None:
+    async def handle(self, room_id: str, event: Event) -> bool:
+        """Does what the event asks for, at most once. False for an event that asks for
+        nothing (talk, the bot's own posts, commands in unknown rooms): the sync loop marks
+        those as seen together with its token, one transaction per sync instead of one each."""
         command = self._command_text(event)
         signal = command is None and _is_signal(event, self.own_user_id)
         if signal and await self._known(room_id):
             await self._run_signal(room_id, event)
-            return
+            return True
         undecryptable = isinstance(event, MegolmEvent) and event.sender != self.own_user_id
         if (command is not None or undecryptable) and not await self._known(room_id):
             log.warning("ignoring event from an unknown room", extra=_ctx(room_id, event))
-            command, undecryptable = None, False
-        if command is None:
-            async with self.db.transaction() as session:
-                first = await runtime.claim_event(
-                    session, event.event_id, room_id, self.clock.now()
-                )
-                if first and undecryptable:
-                    await self._enqueue(session, room_id, event.event_id, UNDECRYPTABLE)
-            if first and undecryptable and isinstance(event, MegolmEvent):
-                await self.request_keys(event)
-                self.wake_sender()
-            return
-        await self._run_command(room_id, event, command)
+            return False
+        if command is not None:
+            await self._run_command(room_id, event, command)
+            return True
+        if not isinstance(event, MegolmEvent) or not undecryptable:
+            return False
+        async with self.db.transaction() as session:
+            first = await runtime.claim_event(session, event.event_id, room_id, self.clock.now())
+            if first:
+                await self._enqueue(session, room_id, event.event_id, UNDECRYPTABLE)
+        if first:
+            await self.request_keys(event)
+            self.wake_sender()
+        return True
 
     def workflow(self, session: AsyncSession, now: datetime | None = None) -> Workflow:
         """The rules, bound to this transaction and this moment."""

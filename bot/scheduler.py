@@ -70,7 +70,7 @@ class Scheduler:
         """One read for what is due, then one transaction per step: its fired key, its
         effects and its messages commit together."""
         db, pipeline = self.pipeline.db, self.pipeline
-        async with db.transaction() as session:
+        async with db.snapshot() as session:
             due = await rules(pipeline.workflow(session)).due()
         done = 0
         for step in due:

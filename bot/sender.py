@@ -56,28 +56,52 @@ class Sender:
         self.stop = stop
         self.metrics = metrics
         self._wake = asyncio.Event()
+        self._marking: set[asyncio.Task[None]] = set()
 
     def wake(self) -> None:
         self._wake.set()
 
     async def run(self) -> None:
         backoff = Backoff(first=0.5, cap=30)
-        while not self.stop.is_set():
-            self._wake.clear()
-            try:
-                async with self.db.transaction() as session:
-                    batch = await outbox.pending(session)
-                for message in batch:
-                    if self.stop.is_set():
-                        return
-                    await self._deliver(message, backoff)
-                backoff.reset()
-            except Exception:
-                log.exception("outbox drain failed; retrying")
-                await backoff.wait(self.stop)
-                continue
-            if not batch:
-                await self._idle()
+        try:
+            while not self.stop.is_set():
+                self._wake.clear()
+                try:
+                    await self._settle_marks()
+                    async with self.db.snapshot() as session:
+                        batch = await outbox.pending(session)
+                    for message in batch:
+                        if self.stop.is_set():
+                            return
+                        await self._deliver(message, backoff)
+                    backoff.reset()
+                except Exception:
+                    log.exception("outbox drain failed; retrying")
+                    await backoff.wait(self.stop)
+                    continue
+                if not batch:
+                    await self._idle()
+        finally:
+            await self._settle_marks()
+
+    def _mark_sent(self, message: outbox.PendingMessage, event_id: str) -> None:
+        """Recorded while the next message is already on its way: the mark is off the
+        critical path of a backlog. Should it never commit, the row is sent again under the
+        same transaction ID and the homeserver answers with the original event."""
+
+        async def mark() -> None:
+            async with self.db.transaction() as session:
+                await outbox.mark_sent(session, message.id, event_id, self.clock.now())
+
+        task = asyncio.create_task(mark())
+        self._marking.add(task)
+        task.add_done_callback(self._marking.discard)
+
+    async def _settle_marks(self) -> None:
+        """Before the outbox is read again or a reference resolved, every mark is in."""
+        for outcome in await asyncio.gather(*self._marking, return_exceptions=True):
+            if isinstance(outcome, BaseException):
+                log.warning("marking a message sent failed; it will be resent: %r", outcome)
 
     async def _idle(self) -> None:
         stop_wait = asyncio.ensure_future(self.stop.wait())
@@ -110,8 +134,7 @@ class Sender:
             except Exception as exc:  # nio raises for local faults too (unknown room, crypto)
                 response = exc
             if isinstance(response, effects.Done):
-                async with self.db.transaction() as session:
-                    await outbox.mark_sent(session, message.id, response.ref, self.clock.now())
+                self._mark_sent(message, response.ref)
                 return
             if _permanent(response) and attempts >= PERMANENT_ATTEMPTS:
                 log.error(
@@ -153,6 +176,7 @@ class Sender:
         fill(message.content, {})
         if not names:
             return message
+        await self._settle_marks()
         ids: dict[str, str] = {}
         async with self.db.transaction() as session:
             for name in names:

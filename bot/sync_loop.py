@@ -57,6 +57,7 @@ class SyncLoop:
         db: Database,
         pipeline: Pipeline,
         stop: asyncio.Event,
+        connected: asyncio.Event,
         started: asyncio.Event,
         status: SyncStatus | None = None,
     ) -> None:
@@ -65,6 +66,7 @@ class SyncLoop:
         self.pipeline = pipeline
         self.stop = stop
         self.joins: dict[str, int] = {}
+        self.connected = connected
         self.started = started
         self.status = status or SyncStatus()
         self._last_prune: datetime | None = None
@@ -98,13 +100,16 @@ class SyncLoop:
                 await backoff.wait(self.stop)
                 continue
             await self._crypto_housekeeping()
+            self.connected.set()
             while not self.stop.is_set():
                 try:
+                    seen: list[tuple[str, str]] = []
                     if token is None:
                         await self._first_start(response)
                     else:
-                        await self._handle(response)
+                        seen = await self._handle(response)
                     async with self.db.transaction() as session:
+                        await runtime.mark_seen(session, seen, self.pipeline.clock.now())
                         await runtime.set_cursor(session, response.next_batch)
                     break
                 except INFRASTRUCTURE_ERRORS as exc:
@@ -159,7 +164,10 @@ class SyncLoop:
             "first start: the history of %d joined rooms is not executed", len(response.rooms.join)
         )
 
-    async def _handle(self, response: SyncResponse) -> None:
+    async def _handle(self, response: SyncResponse) -> list[tuple[str, str]]:
+        """Runs every new event; returns (event ID, room ID) of those that asked for nothing,
+        to be marked with the token (the marks are where a later gap's pagination stops)."""
+        seen: list[tuple[str, str]] = []
         for room_id, info in response.rooms.join.items():
             events = list(info.timeline.events)
             if room_id not in self.joins:
@@ -168,9 +176,12 @@ class SyncLoop:
                 events = await self._backfill(room_id, info.timeline.prev_batch) + events
             joined = self.joins[room_id]
             for event in events:
-                if event.server_timestamp >= joined:
-                    await self.pipeline.handle(room_id, event)
+                if event.server_timestamp >= joined and not await self.pipeline.handle(
+                    room_id, event
+                ):
+                    seen.append((event.event_id, room_id))
         await self._handle_invites(response)
+        return seen
 
     def _is_own_join(self, event: Event) -> bool:
         return (

@@ -58,7 +58,7 @@ class WebhookSender:
                     await sleep_unless_stopped(POLL_SECONDS, self.stop)
 
     async def deliver_due(self, http: aiohttp.ClientSession) -> int:
-        async with self.db.transaction() as session:
+        async with self.db.snapshot() as session:
             due = await EarlyWarningStore(session).due_webhooks(self.clock.now(), BATCH)
         results = await asyncio.gather(*(self._post(http, hook) for hook in due))
         async with self.db.transaction() as session:

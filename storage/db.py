@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from sqlalchemy import Connection, event, text
+from sqlalchemy import Connection, event, inspect, text
 from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import (
@@ -20,11 +20,17 @@ from sqlalchemy.ext.asyncio import (
 )
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# The newest revision under migrations/versions (a test holds it to alembic's own answer).
+SCHEMA_HEAD = "0006"
+_READ_ONLY = "aegis_read_only"
 
 
 class Database:
     """One engine per process. SQLite transactions begin IMMEDIATE so that concurrent writers
-    queue on the database lock instead of failing half-way with 'database is locked'."""
+    queue on the database lock instead of failing half-way with 'database is locked'. Within
+    the process they also queue on an asyncio lock first: SQLite's busy handler polls with
+    sleeps of 1 to 100 ms, so two of our own tasks meeting on the file lock (the sync loop
+    and the sender, at every reply) would cost milliseconds each time for nothing."""
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -43,14 +49,30 @@ class Database:
         else:
             _classify_outages(self.engine)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._writer = asyncio.Lock() if self.is_sqlite else contextlib.nullcontext()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """Everything inside commits together or not at all."""
+        """Everything inside commits together or not at all. Never nest two: on SQLite the
+        inner one would wait for the outer one forever."""
+        async with self._writer, self._sessions() as session, session.begin():
+            yield session
+
+    @asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[AsyncSession]:
+        """A consistent read that writes nothing. On SQLite it takes neither the file's write
+        lock nor the writers' queue, so the sender can read its next message while the sync
+        loop commits (WAL lets one writer and many readers work at once)."""
         async with self._sessions() as session, session.begin():
+            await session.connection(execution_options={_READ_ONLY: True})
             yield session
 
     async def migrate(self) -> None:
+        """Upgrades to the newest schema. A database already there is recognised with one
+        query, so an ordinary start neither imports alembic nor keeps it in memory."""
+        async with self.engine.connect() as conn:
+            if await conn.run_sync(schema_revision) == SCHEMA_HEAD:
+                return
         async with self.engine.begin() as conn:
             await conn.run_sync(_upgrade)
 
@@ -62,7 +84,16 @@ class Database:
         await self.engine.dispose()
 
 
+def schema_revision(connection: Connection) -> str | None:
+    if not inspect(connection).has_table("alembic_version"):
+        return None
+    return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
 def _upgrade(connection: Connection) -> None:
+    from alembic import command  # only when there is something to upgrade (see migrate)
+    from alembic.config import Config as AlembicConfig
+
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["connection"] = connection
@@ -83,7 +114,8 @@ def _serialise_sqlite_writers(engine: AsyncEngine) -> None:
 
     @event.listens_for(sync_engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        read_only = conn.get_execution_options().get(_READ_ONLY, False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def _classify_outages(engine: AsyncEngine) -> None:

@@ -137,7 +137,7 @@ async def test_edits_and_notices_are_not_commands(pipeline: Pipeline, database: 
             "content": {"msgtype": "m.notice", "body": "!ping"},
         }
     )
-    await pipeline.handle(ROOM, notice)
+    assert not await pipeline.handle(ROOM, notice)  # asks for nothing: marked with the token
     assert await sent(database) == []
 
 

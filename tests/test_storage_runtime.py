@@ -22,6 +22,20 @@ async def test_event_is_claimed_once(database: Database) -> None:
         assert await runtime.handled_among(s, ["$a", "$b"]) == {"$a"}
 
 
+async def test_events_that_ask_for_nothing_are_marked_in_bulk(database: Database) -> None:
+    """More marks than one statement holds, a duplicate, and one already claimed."""
+    seen = [(f"$talk{i}", "!r") for i in range(2500)] + [("$talk7", "!r"), ("$cmd", "!r")]
+    async with database.transaction() as s:
+        assert await runtime.claim_event(s, "$cmd", "!r", NOW)
+    async with database.transaction() as s:
+        await runtime.mark_seen(s, seen, NOW)
+        await runtime.mark_seen(s, [], NOW)
+    async with database.transaction() as s:
+        ids = [e for e, _ in seen] + ["$never"]
+        assert await runtime.handled_among(s, ids) == {e for e, _ in seen}
+        assert not await runtime.claim_event(s, "$talk2499", "!r", NOW)
+
+
 async def test_claim_rolls_back_with_the_effect(database: Database) -> None:
     class Boom(Exception):
         pass

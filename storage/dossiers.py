@@ -102,6 +102,36 @@ async def get(session: AsyncSession, ref: str) -> Dossier | None:
     return dossier_record(row, list(names))
 
 
+async def get_many(session: AsyncSession, refs: Sequence[str]) -> dict[str, Dossier]:
+    """Several dossiers in two queries, for listings that would otherwise ask once per line."""
+    rows = list(await session.scalars(select(DossierRow).where(DossierRow.ref.in_(set(refs)))))
+    names: dict[int, list[str]] = {row.id: [] for row in rows}
+    subjects = await session.execute(
+        select(SubjectRow.dossier_id, SubjectRow.name)
+        .where(SubjectRow.dossier_id.in_(names))
+        .order_by(SubjectRow.id)
+    )
+    for dossier_id, name in subjects:
+        names[dossier_id].append(name)
+    return {row.ref: dossier_record(row, names[row.id]) for row in rows}
+
+
+async def latest_assessments(session: AsyncSession, refs: Sequence[str]) -> dict[str, Assessment]:
+    """The newest assessment of each dossier that has one, in one query."""
+    newest = (
+        select(func.max(AssessmentRow.id))
+        .join(DossierRow, AssessmentRow.dossier_id == DossierRow.id)
+        .where(DossierRow.ref.in_(set(refs)))
+        .group_by(AssessmentRow.dossier_id)
+    )
+    rows = await session.execute(
+        select(DossierRow.ref, AssessmentRow)
+        .join(DossierRow, AssessmentRow.dossier_id == DossierRow.id)
+        .where(AssessmentRow.id.in_(newest))
+    )
+    return {ref: assessment_record(ref, row) for ref, row in rows}
+
+
 async def ref_for_room(session: AsyncSession, room_id: str) -> str | None:
     return (
         await session.scalars(select(DossierRow.ref).where(DossierRow.room_id == room_id))

@@ -89,6 +89,12 @@ class MeasureStore:
         ).first()
         return measure_record(row[0], row[1]) if row else None
 
+    async def get_many(self, measure_ids: Sequence[int]) -> dict[int, Measure]:
+        rows = await self.session.execute(
+            self._measures().where(MeasureRow.id.in_(set(measure_ids)))
+        )
+        return {m.id: measure_record(m, ref) for m, ref in rows.all()}
+
     async def update(self, measure_id: int, fields: dict[str, Any]) -> None:
         await self.session.execute(
             update(MeasureRow).where(MeasureRow.id == measure_id).values(**fields)

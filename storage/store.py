@@ -64,6 +64,12 @@ class Store:
     async def dossier(self, ref: str) -> Dossier | None:
         return await dossiers.get(self.session, ref)
 
+    async def dossiers(self, refs: Sequence[str]) -> dict[str, Dossier]:
+        return await dossiers.get_many(self.session, refs)
+
+    async def latest_assessments(self, refs: Sequence[str]) -> dict[str, Assessment]:
+        return await dossiers.latest_assessments(self.session, refs)
+
     async def dossier_for_room(self, room_id: str) -> str | None:
         return await dossiers.ref_for_room(self.session, room_id)
 

@@ -7,11 +7,16 @@ import asyncio
 import json
 import re
 import secrets
+from datetime import datetime
 from pathlib import Path
 
 import aiohttp
 import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage import outbox
 from tests.conftest import users_on
 from tests.support.bot_runner import BotProcess
 from tests.support.homeserver import Homeserver
@@ -119,3 +124,34 @@ async def test_burst_on_default_rate_limits_gets_every_reply(
             assert any("ratelimited" in e["msg"] for e in entries), "the burst never hit a 429"
         finally:
             bot.kill()
+
+
+async def test_a_reply_whose_sent_mark_is_lost_is_resent_and_not_posted_twice(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sender records a sent message while it already sends the next one. If that
+    record never commits, the row is sent again under the same transaction ID, and the
+    homeserver answers with the original event instead of posting a second one."""
+    real_mark = outbox.mark_sent
+    lost: list[str] = []
+
+    async def mark_once_lost(session: AsyncSession, sent: dict[int, str], now: datetime) -> None:
+        if not lost:
+            lost.extend(sent.values())
+            raise OperationalError("UPDATE outbox", {}, Exception("disk I/O error"))
+        await real_mark(session, sent, now)
+
+    monkeypatch.setattr(outbox, "mark_sent", mark_once_lost)
+    async with world.running_bot() as bot:
+        first = await world.alice.say(world.coordination, "!ping first")
+        then = await world.alice.say(world.coordination, "!ping then")
+        await wait_until_answered(world, world.coordination, [first, then], 60)
+        async with bot.app.db.snapshot() as session:
+            rows = await session.execute(
+                text("SELECT sent_event_id FROM outbox WHERE sent_at IS NOT NULL ORDER BY id")
+            )
+            marked = [r[0] for r in rows]
+    assert lost and lost[0] in marked  # the resend got the original event back, and was marked
+    await asyncio.sleep(2)  # time for a double to arrive, were there one
+    assert world.answered(world.coordination).count(first) == 1
+    assert world.answered(world.coordination).count(then) == 1

@@ -351,3 +351,26 @@ async def test_two_votes_at_once_that_reach_the_quorum_together_approve(database
             chat.react(MARC, f"$prompt-{proposal}", event_id=f"$marc-{round_}"),
         )
         assert sum(r.decision is not None for r in results) == 1, round_
+
+
+async def test_the_approvals_listing_reads_each_proposal_with_its_own_dossier_and_threat(
+    chat: Chat,
+) -> None:
+    """Read in bulk: proposals on two dossiers (one with no assessment) keep their own
+    measure, dossier and latest threat, oldest first, exactly as read one by one."""
+    first = await dossier(chat)
+    await chat.say(ANALYST, f"!threat log {first} level=2 source=OCAD lowered")
+    bare = (await chat.say(LIAISON, '!dossier open event "Summit"')).title.removeprefix("Opened ")
+    await propose(chat, first)
+    await propose(chat, bare)
+    await propose(chat, first, extra="ends=2027-01-31")
+    async with chat.workflow() as wf:
+        listed = await wf.measures.pending()
+        one_by_one = [await wf.measures.context(p.proposal) for p in listed]
+    assert listed == one_by_one
+    assert [p.dossier.ref for p in listed] == [first, bare, first]
+    assert [p.latest.level if p.latest else None for p in listed] == [2, None, 2]
+    assert len({p.measure.ref for p in listed}) == 3
+    reply = await chat.say(MINA, "!approvals")
+    assert reply.title == "3 proposals waiting"
+    assert [line.split(" · ")[2] for line in reply.lines] == [first, bare, first]

@@ -135,9 +135,7 @@ class AgendaRules:
         return await self.daily(moment)
 
     async def _pending(self) -> tuple[Proposed, ...]:
-        return tuple(
-            [await self.wf.measures.context(p) for p in await self.wf.store.measures.pending()]
-        )
+        return tuple(await self.wf.measures.contexts(await self.wf.store.measures.pending()))
 
     async def weekly(self, at: datetime) -> WeeklyAgenda:
         """Around `at`: the past 7 days and the next 7."""

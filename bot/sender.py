@@ -56,8 +56,7 @@ class Sender:
         self.stop = stop
         self.metrics = metrics
         self._wake = asyncio.Event()
-        self._unmarked: dict[int, str] = {}  # outbox row → event ID, not yet recorded
-        self._marker: asyncio.Task[None] | None = None
+        self._marking: set[asyncio.Task[None]] = set()
 
     def wake(self) -> None:
         self._wake.set()
@@ -86,34 +85,28 @@ class Sender:
             await self._settle_marks()
 
     def _mark_sent(self, message: outbox.PendingMessage, event_id: str) -> None:
-        """Recorded while the next message is already on its way, and whatever is sent
-        meanwhile is recorded in the same transaction: the marks are off the critical path
-        of a backlog. Should one never commit, its row is sent again under the same
-        transaction ID and the homeserver answers with the original event."""
-        self._unmarked[message.id] = event_id
-        if self._marker is None:
-            self._marker = asyncio.create_task(self._record_marks())
+        """Recorded while the next message is already on its way: the mark is off the
+        critical path of a backlog. Should it never commit, the row is sent again under the
+        same transaction ID and the homeserver answers with the original event."""
 
-    async def _record_marks(self) -> None:
-        try:
-            while self._unmarked:
-                batch, self._unmarked = self._unmarked, {}
-                try:
-                    async with self.db.transaction() as session:
-                        await outbox.mark_sent(session, batch, self.clock.now())
-                except Exception as exc:
-                    log.warning(
-                        "recording %d sent messages failed; they will be resent: %r",
-                        len(batch),
-                        exc,
-                    )
-        finally:
-            self._marker = None
+        async def mark() -> None:
+            try:
+                async with self.db.transaction() as session:
+                    await outbox.mark_sent(session, message.id, event_id, self.clock.now())
+            except Exception as exc:
+                log.warning(
+                    "recording a sent message failed; it will be resent: %r",
+                    exc,
+                    extra={"room_id": message.room_id, "txn_id": message.txn_id},
+                )
+
+        task = asyncio.create_task(mark())
+        self._marking.add(task)
+        task.add_done_callback(self._marking.discard)
 
     async def _settle_marks(self) -> None:
         """Before the outbox is read again or a reference resolved, every mark is in."""
-        if self._marker is not None:
-            await self._marker
+        await asyncio.gather(*self._marking)
 
     async def _idle(self) -> None:
         stop_wait = asyncio.ensure_future(self.stop.wait())

@@ -57,13 +57,12 @@ async def pending(session: AsyncSession, limit: int = 50) -> list[PendingMessage
     ]
 
 
-async def mark_sent(session: AsyncSession, sent: dict[int, str], now: datetime) -> None:
-    """Row ID → the event ID the homeserver gave it; one bulk update by primary key."""
-    if sent:
-        await session.execute(
-            update(OutboxMessage),
-            [{"id": i, "sent_event_id": e, "sent_at": now} for i, e in sent.items()],
-        )
+async def mark_sent(session: AsyncSession, message_id: int, event_id: str, now: datetime) -> None:
+    await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message_id)
+        .values(sent_event_id=event_id, sent_at=now)
+    )
 
 
 async def count_attempt(session: AsyncSession, message_id: int) -> None:

@@ -135,11 +135,13 @@ async def test_a_reply_whose_sent_mark_is_lost_is_resent_and_not_posted_twice(
     real_mark = outbox.mark_sent
     lost: list[str] = []
 
-    async def mark_once_lost(session: AsyncSession, sent: dict[int, str], now: datetime) -> None:
+    async def mark_once_lost(
+        session: AsyncSession, message_id: int, event_id: str, now: datetime
+    ) -> None:
         if not lost:
-            lost.extend(sent.values())
+            lost.append(event_id)
             raise OperationalError("UPDATE outbox", {}, Exception("disk I/O error"))
-        await real_mark(session, sent, now)
+        await real_mark(session, message_id, event_id, now)
 
     monkeypatch.setattr(outbox, "mark_sent", mark_once_lost)
     async with world.running_bot() as bot:

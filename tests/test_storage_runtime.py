@@ -86,7 +86,7 @@ async def test_outbox_keeps_order_and_marks(database: Database) -> None:
         rows = await outbox.pending(s)
         assert [r.content["body"] for r in rows] == ["m0", "m1", "m2"]
         assert rows[0].content["emoji"] == "✅"
-        await outbox.mark_sent(s, {rows[0].id: "$e0"}, NOW)
+        await outbox.mark_sent(s, rows[0].id, "$e0", NOW)
         await outbox.mark_failed(s, rows[1].id, "M_FORBIDDEN", NOW)
     async with database.transaction() as s:
         assert [r.txn_id for r in await outbox.pending(s)] == ["t2"]

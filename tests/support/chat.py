@@ -82,7 +82,7 @@ class Chat:
                 ref=ref,
             )
             [pending] = [m for m in await outbox.pending(session) if m.txn_id == f"t-{event_id}"]
-            await outbox.mark_sent(session, {pending.id: event_id}, self.now)
+            await outbox.mark_sent(session, pending.id, event_id, self.now)
 
     async def react(
         self, user: str, target: str, key: str = "✅", own: bool = False, event_id: str = ""

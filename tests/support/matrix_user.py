@@ -167,6 +167,16 @@ class MatrixUser:
         send would otherwise miss the key and see an undecryptable message.
         """
         await self.client.joined_members(room_id)
+        # A member whose devices we queried before it uploaded any (the bot, invited before
+        # its first login) stays deviceless until our sync sees its device-list change; a
+        # send in between would leave it without the key. Ask again for such members.
+        if self.client.olm:
+            blind = {
+                user
+                for user in self.client.rooms[room_id].users
+                if not list(self.client.device_store.active_user_devices(user))
+            }
+            self.client.olm.add_changed_users(blind)
         await self._maintain_keys()
         if self.client.olm and self.client.olm.should_share_group_session(room_id):
             await self.client.share_group_session(room_id, ignore_unverified_devices=True)

@@ -108,21 +108,23 @@ class Pipeline:
         if signal and await self._known(room_id):
             await self._run_signal(room_id, event)
             return True
-        undecryptable = isinstance(event, MegolmEvent) and event.sender != self.own_user_id
+        undecryptable = (
+            event if isinstance(event, MegolmEvent) and event.sender != self.own_user_id else None
+        )
         if (command is not None or undecryptable) and not await self._known(room_id):
             log.warning("ignoring event from an unknown room", extra=_ctx(room_id, event))
             return False
         if command is not None:
             await self._run_command(room_id, event, command)
             return True
-        if not isinstance(event, MegolmEvent) or not undecryptable:
+        if undecryptable is None:
             return False
         async with self.db.transaction() as session:
             first = await runtime.claim_event(session, event.event_id, room_id, self.clock.now())
             if first:
                 await self._enqueue(session, room_id, event.event_id, UNDECRYPTABLE)
         if first:
-            await self.request_keys(event)
+            await self.request_keys(undecryptable)
             self.wake_sender()
         return True
 

@@ -70,18 +70,17 @@ class Database:
     async def migrate(self) -> None:
         """Upgrades to the newest schema. A database already there is recognised with one
         query, so an ordinary start neither imports alembic nor keeps it in memory."""
-        async with self.engine.connect() as conn:
-            await conn.execution_options(**{_READ_ONLY: True})
-            if await conn.run_sync(schema_revision) == SCHEMA_HEAD:
+        async with self.snapshot() as session:
+            connection = await session.connection()
+            if await connection.run_sync(schema_revision) == SCHEMA_HEAD:
                 return
         async with self.engine.begin() as conn:
             await conn.run_sync(_upgrade)
 
     async def ping(self) -> None:
         """A readiness probe must not queue for the write lock behind a busy writer."""
-        async with self.engine.connect() as conn:
-            await conn.execution_options(**{_READ_ONLY: True})
-            await conn.execute(text("SELECT 1"))
+        async with self.snapshot() as session:
+            await session.execute(text("SELECT 1"))
 
     async def close(self) -> None:
         await self.engine.dispose()

@@ -93,17 +93,11 @@ async def _row(session: AsyncSession, ref: str) -> DossierRow | None:
 
 
 async def get(session: AsyncSession, ref: str) -> Dossier | None:
-    row = await _row(session, ref)
-    if row is None:
-        return None
-    names = await session.scalars(
-        select(SubjectRow.name).where(SubjectRow.dossier_id == row.id).order_by(SubjectRow.id)
-    )
-    return dossier_record(row, list(names))
+    return (await get_many(session, [ref])).get(ref)
 
 
 async def get_many(session: AsyncSession, refs: Sequence[str]) -> dict[str, Dossier]:
-    """Several dossiers in two queries, for listings that would otherwise ask once per line."""
+    """Dossiers with their subjects, in two queries however many are asked for."""
     rows = list(await session.scalars(select(DossierRow).where(DossierRow.ref.in_(set(refs)))))
     names: dict[int, list[str]] = {row.id: [] for row in rows}
     subjects = await session.execute(

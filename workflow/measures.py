@@ -66,14 +66,14 @@ class MeasureRules:
         return proposal
 
     async def context(self, proposal: Proposal) -> Proposed:
-        measure = await self.require(proposal.measure_id)
-        dossier = await self.wf.dossiers.require(measure.dossier_ref)
-        latest = await self.wf.store.assessments(dossier.ref, limit=1)
-        return Proposed(proposal, measure, dossier, latest[0] if latest else None)
+        found = await self.contexts([proposal])
+        if not found:
+            raise Refused(f"no measure M-{proposal.measure_id}")
+        return found[0]
 
     async def contexts(self, proposals: Sequence[Proposal]) -> list[Proposed]:
-        """`context` for a whole listing, in four queries whatever its length. A measure or
-        dossier can only be missing if deleted under us; the proposal is then left out."""
+        """What an approver needs, for a whole listing in four queries whatever its length. A
+        measure or dossier can only be missing if deleted under us; its proposal is left out."""
         measures = await self.store.get_many([p.measure_id for p in proposals])
         refs = [m.dossier_ref for m in measures.values()]
         dossiers = await self.wf.store.dossiers(refs)

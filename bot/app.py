@@ -34,6 +34,7 @@ from storage.db import Database
 from storage.leader import Leadership, LeadershipLost
 from storage.store import Store
 from workflow import AccessPolicy, Policy, RuntimeInfo, Workflow
+from workflow.access import Data
 from workflow.clock import Clock, SystemClock
 from workflow.early_warning import EarlyWarningPolicy
 from workflow.meetings import meeting_specs
@@ -46,6 +47,8 @@ def access_policy(settings: Settings) -> AccessPolicy:
         roles={user: frozenset(roles) for user, roles in settings.roles.items()},
         allowed_servers=frozenset(settings.allowed_servers),
         home_server=settings.matrix.user_id.partition(":")[2],
+        read={Data(kind): frozenset(roles) for kind, roles in settings.access.read.items()},
+        service_accounts=frozenset(settings.access.service_accounts),
     )
 
 

@@ -242,6 +242,39 @@ class RetentionSettings(Section):
     closed_dossier_years: int = Field(default=5, ge=1, le=100)
 
 
+READ_DATA = ("dossier", "execution", "early_warning")
+_CONTENT_ROLES = [Role.LIAISON, Role.ANALYST, Role.APPROVER, Role.ADMIN]
+
+
+def _default_read() -> dict[str, list[Role]]:
+    """The same defaults as workflow/access.py's DEFAULT_READ (a test keeps them equal)."""
+    return {
+        "dossier": list(_CONTENT_ROLES),
+        "execution": [*_CONTENT_ROLES, Role.POLICE],
+        "early_warning": [*_CONTENT_ROLES, Role.WARNING_APPROVER],
+    }
+
+
+def _read_policy(value: dict[str, list[Role]]) -> dict[str, list[Role]]:
+    unknown = sorted(set(value) - set(READ_DATA))
+    if unknown:
+        raise ValueError(f"{unknown[0]!r} is not one of: {', '.join(READ_DATA)}")
+    # A key left out keeps its default: narrowing one kind of data must not open another.
+    return {**_default_read(), **value}
+
+
+class AccessSettings(Section):
+    # Which roles may read which data; a room member without one of them freezes posts of
+    # that data in the room.
+    read: Annotated[dict[str, list[Role]], AfterValidator(_read_policy)] = Field(
+        default_factory=_default_read
+    )
+    # Always cleared: a moderation bot, a bridge.
+    service_accounts: list[UserId] = []
+    # An uncleared member of a dossier room is removed (configured rooms only warn).
+    remove_uncleared: bool = True
+
+
 class LoggingSettings(Section):
     level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
     json_format: bool = Field(default=False, alias="json")
@@ -266,6 +299,7 @@ class Settings(BaseSettings):
     http: HttpSettings = HttpSettings()
     early_warning: EarlyWarningSettings = EarlyWarningSettings()
     retention: RetentionSettings = RetentionSettings()
+    access: AccessSettings = AccessSettings()
     allowed_servers: list[ServerName] = Field(
         default=[], description="servers whose users may command the bot; empty: its own only"
     )

@@ -17,7 +17,8 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 import bot
-from config import ConfigError, Settings, load_settings
+from config import ConfigError, Role, Settings, load_settings
+from workflow.access import DEFAULT_READ, Data
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "config" / "example.yaml"
@@ -337,3 +338,26 @@ def test_a_mistyped_secret_is_never_echoed(tmp_path: Path) -> None:
     assert "matrix.password" in report and "http.token" in report
     assert "98765432123" not in report and "12345678901234567890" not in report
     assert "value hidden" in report
+
+
+def test_access_read_defaults_match_the_workflow_and_a_key_left_out_keeps_its_default(
+    tmp_path: Path,
+) -> None:
+    settings = load_settings(write_yaml(tmp_path / "a.yaml", minimal_config(password="x")))
+    as_policy = {Data(k): frozenset(v) for k, v in settings.access.read.items()}
+    assert as_policy == DEFAULT_READ
+    narrowed = load_settings(
+        write_yaml(
+            tmp_path / "b.yaml",
+            {**minimal_config(password="x"), "access": {"read": {"dossier": ["admin"]}}},
+        )
+    )
+    assert narrowed.access.read["dossier"] == [Role.ADMIN]
+    assert narrowed.access.read["execution"] == settings.access.read["execution"]
+
+
+def test_access_read_names_an_unknown_kind_of_data(tmp_path: Path) -> None:
+    config = {**minimal_config(password="x"), "access": {"read": {"dosier": ["admin"]}}}
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write_yaml(tmp_path / "a.yaml", config))
+    assert any(p.startswith("access.read") and "'dosier'" in p for p in caught.value.problems)

@@ -3,7 +3,8 @@
 It knows neither Matrix nor SQL: it is handed a storage interface and the current time.
 """
 
-from workflow.core import AccessPolicy, Policy, RuntimeInfo, Workflow
+from workflow.access import AccessPolicy
+from workflow.core import Policy, RuntimeInfo, Workflow
 from workflow.errors import Refused
 
 __all__ = ["AccessPolicy", "Policy", "Refused", "RuntimeInfo", "Workflow"]

@@ -3,33 +3,18 @@ commands, reactions and scheduler share."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from config import Role
+from workflow.access import AccessPolicy
 from workflow.early_warning import EarlyWarningPolicy
 from workflow.meetings import MeetingSpec
 
 if TYPE_CHECKING:
     from storage.store import Store
-
-
-@dataclass(frozen=True)
-class AccessPolicy:
-    """Roles seeded from the config; grants made in chat are layered over them."""
-
-    roles: Mapping[str, frozenset[Role]]
-    allowed_servers: frozenset[str]
-    home_server: str
-
-    def server_allowed(self, user_id: str) -> bool:
-        server = user_id.partition(":")[2]
-        if not self.allowed_servers:
-            return server == self.home_server
-        return server in self.allowed_servers
 
 
 @dataclass(frozen=True)

@@ -319,23 +319,25 @@ async def test_who_counts_four_eyes_and_quorum(world: World, user_factory: UserF
     ap2 = await cast(world, user_factory, "ap2", ["approver"], rooms=("approvals",))
     # Proposes and also holds approver: the proposer's own ✅ must never count.
     mina = await cast(world, user_factory, "mina", ["liaison", "approver"], rooms=("approvals",))
+    # Cleared to read the prompts, but not to decide them.
+    ana = await cast(world, user_factory, "ana", ["analyst"], rooms=("approvals",))
     bot = await start_bot(world, world.setup.write_config(approval={"quorum": 2}))
     try:
         approvals = world.setup.rooms["approvals"]
         dossier = await open_dossier(world)
 
-        # A non-approver's ✅ (a liaison, and a user with no role) does not count.
+        # A non-approver's ✅ (a liaison, and an analyst) does not count.
         p1, m1 = await propose(
             world.alice, world.coordination, f"!measure propose {dossier} patrol night rounds"
         )
         prompt1 = await prompt_of(world, ap1, p1)
         await world.alice.react(approvals, prompt1.event_id, "✅")
-        await world.stranger.react(approvals, prompt1.event_id, "👍")
+        await ana.react(approvals, prompt1.event_id, "👍")
         await ap1.react(approvals, prompt1.event_id, "✅")
         assert p1 in await ask(world.admin, approvals, "!approvals")  # quorum 2: 1 is not enough
         assert field(await show(world, m1), "State") == "proposed"
         # Rationale in a thread: only an approver's counts, and only the first.
-        await thread_reply(world.stranger, approvals, prompt1.event_id, "not my call")
+        await thread_reply(ana, approvals, prompt1.event_id, "not my call")
         await thread_reply(ap1, approvals, prompt1.event_id, "the threat is credible")
         await thread_reply(ap2, approvals, prompt1.event_id, "agreed")
         await ap2.react(approvals, prompt1.event_id, "✔️")  # a variant: still ✅
@@ -368,7 +370,7 @@ async def test_who_counts_four_eyes_and_quorum(world: World, user_factory: UserF
             (r["actor"], r["target"], r["detail"]["reason"]) for r in actions(rows, "vote.ignored")
         }
         assert (world.alice.user_id, p1, "not an approver") in ignored
-        assert (world.stranger.user_id, p1, "not an approver") in ignored
+        assert (ana.user_id, p1, "not an approver") in ignored
         assert (mina.user_id, p2, "four eyes: the proposer's vote never counts") in ignored
         assert [r["actor"] for r in actions(rows, "vote.approve", p1)] == [
             ap1.user_id,
@@ -394,6 +396,7 @@ async def test_reject_withdraw_and_reactions_after_the_decision(
     ap1 = await cast(world, user_factory, "ap1", ["approver"], rooms=("approvals",))
     ap2 = await cast(world, user_factory, "ap2", ["approver"], rooms=("approvals",))
     police = await cast(world, user_factory, "police", ["police"], rooms=("operations",))
+    ana = await cast(world, user_factory, "ana", ["analyst"], rooms=("operations",))
     bot = await start_bot(world, world.setup.write_config(approval={"quorum": 2}))
     try:
         approvals, operations = world.setup.rooms["approvals"], world.setup.rooms["operations"]
@@ -441,9 +444,9 @@ async def test_reject_withdraw_and_reactions_after_the_decision(
         # A withdrawal after the decision changes nothing either.
         await ap2.react(approvals, prompt2.event_id, "❌")
         assert field(await show(world, m2), "State") == "active"
-        # Acknowledging is for the police (a stranger's ✅ is ignored and audited), and only
+        # Acknowledging is for the police (an analyst's ✅ is ignored and audited), and only
         # with a vote emoji.
-        await world.stranger.react(operations, order.event_id, "✅")
+        await ana.react(operations, order.event_id, "✅")
         await police.react(operations, order.event_id, "👀")
         assert field(await show(world, m2, room="operations"), "Acknowledged") == "no"
 
@@ -498,7 +501,7 @@ async def test_reject_withdraw_and_reactions_after_the_decision(
         assert not actions(rows, "proposal.approved", p1)
         assert len(actions(rows, "proposal.approved", p2)) == 1
         assert [r["actor"] for r in actions(rows, "vote.withdrawn", p2)] == [ap1.user_id]
-        assert (world.stranger.user_id, m2, "only the police acknowledge orders") in {
+        assert (ana.user_id, m2, "only the police acknowledge orders") in {
             (r["actor"], r["target"], r["detail"]["reason"]) for r in actions(rows, "vote.ignored")
         }
         decided_reasons = [

@@ -302,6 +302,7 @@ def test_pipeline_log_lines_about_an_event_name_it_and_its_room() -> None:
 
 @pytest.mark.homeserver
 async def test_metrics_of_a_running_bot_count_exactly_the_commands_sent(world: World) -> None:
+    await world.seat(world.stranger, "coordination")
     async with world.running_bot() as bot:
         assert bot.app.web is not None
         base = f"http://127.0.0.1:{bot.app.web.port}"

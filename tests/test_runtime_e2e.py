@@ -58,6 +58,7 @@ async def test_ping_reports_version_and_uptime(world: World, running: InProcessB
 async def test_user_without_role_is_refused_and_audited(
     world: World, running: InProcessBot
 ) -> None:
+    await world.seat(world.stranger, "coordination")
     command = await world.stranger.say(world.coordination, "!ping")
     body = content(await world.stranger.reply_to(world.coordination, command))
     assert "role" in body["body"].lower()
@@ -177,6 +178,7 @@ async def test_invites_to_unconfigured_rooms_or_from_roleless_users_are_declined
 async def test_audit_verify_cli_passes_then_names_the_altered_entry(
     world: World, running: InProcessBot
 ) -> None:
+    await world.seat(world.stranger, "coordination")
     for _ in range(3):
         command = await world.stranger.say(world.coordination, "!ping")
         await world.stranger.reply_to(world.coordination, command)

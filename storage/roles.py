@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.tables import RoleGrant
@@ -36,3 +36,12 @@ async def set_role(
         )
     else:
         row.granted, row.changed_by, row.changed_at = granted, by, now
+
+
+async def version(session: AsyncSession) -> tuple[int, datetime | None]:
+    """Changes whenever a role is granted or revoked, by chat or by the CLI from another
+    process: caches of who is cleared compare it instead of re-reading every grant."""
+    count, last = (
+        await session.execute(select(func.count(), func.max(RoleGrant.changed_at)))
+    ).one()
+    return int(count), last

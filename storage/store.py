@@ -50,6 +50,9 @@ class Store:
     async def all_role_changes(self) -> dict[str, dict[str, bool]]:
         return await roles.all_changes(self.session)
 
+    async def roles_version(self) -> tuple[int, datetime | None]:
+        return await roles.version(self.session)
+
     async def set_role(
         self, user_id: str, role: str, granted: bool, by: str, now: datetime
     ) -> None:

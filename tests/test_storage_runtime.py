@@ -143,3 +143,17 @@ async def test_old_handled_marks_are_pruned(database: Database) -> None:
         await runtime.forget_handled_before(s, NOW - timedelta(days=30))
     async with database.transaction() as s:
         assert await runtime.handled_among(s, ["$old", "$new"]) == {"$new"}
+
+
+async def test_roles_version_moves_with_every_grant_and_revocation(database: Database) -> None:
+    moment = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+    versions = []
+    async with database.transaction() as session:
+        store = Store(session)
+        versions.append(await store.roles_version())
+        await store.set_role("@a:x", "approver", True, "@admin:x", moment)
+        versions.append(await store.roles_version())
+        await store.set_role("@a:x", "approver", False, "@admin:x", moment + timedelta(seconds=1))
+        versions.append(await store.roles_version())
+    assert versions[0] == (0, None)
+    assert len(set(versions)) == 3

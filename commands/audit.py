@@ -14,12 +14,16 @@ from config import Role
 
 
 def _detail(action: str, target: str, ref: str, detail: dict[str, Any]) -> str:
-    """What to add after the action: the command of a read, the measure or proposal named."""
+    """What to add after the action: the measure or proposal named, the command of a read
+    and, for a listing, how many dossiers it displayed."""
     extra = []
-    if target != ref:
+    if target and target != ref:
         extra.append(target)
     if action == "dossier.read" and isinstance(detail.get("command"), str):
         extra.append(f"!{detail['command']}")
+        listed = detail.get("dossiers")
+        if not target and isinstance(listed, list):
+            extra.append(f"{len(listed)} listed")
     if detail.get("purged") is True:
         extra.append("detail purged")
     return f" ({', '.join(extra)})" if extra else ""

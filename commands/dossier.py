@@ -205,7 +205,7 @@ async def dossier_list(
     wanted = DossierFilter(
         status=STATUSES[status or "open"], kind=kind, level_min=level_min, lead=lead
     )
-    result = await ctx.workflow.dossiers.page(wanted, page or 1)
+    result = await ctx.workflow.dossiers.page(wanted, page or 1, reader(ctx, "dossier list"))
     if not result.dossiers:
         return Reply("No dossiers match.")
     return Reply(
@@ -220,7 +220,7 @@ async def dossier_list(
     examples=["!dossier find embassy", "!dossier find BZ/2026"],
 )
 async def dossier_find(ctx: Context, text: Rest[str]) -> Reply:
-    found = await ctx.workflow.dossiers.find(text)
+    found = await ctx.workflow.dossiers.find(text, reader(ctx, "dossier find"))
     if not found:
         return Reply(f"Nothing found for “{text.strip()}”.")
     return Reply(

@@ -9,7 +9,7 @@ from typing import TypeVar
 from commands.arguments import Opt, Rest, register_type
 from commands.context import Context
 from commands.declaration import command
-from commands.dossier import DossierRef
+from commands.dossier import DossierRef, reader
 from commands.errors import ArgumentError, shown
 from commands.formatting import age, when
 from commands.measure_views import (
@@ -221,7 +221,7 @@ async def measure_list(
     examples=["!measure show M-3"],
 )
 async def measure_show(ctx: Context, measure: MeasureRef) -> Reply:
-    history = await ctx.workflow.measures.history(measure)
+    history = await ctx.workflow.measures.history(measure, reader(ctx, "measure show"))
     m = history.measure
     return Reply(
         f"{m.ref} — {m.type} for {m.dossier_ref}",
@@ -264,7 +264,7 @@ async def proposal_withdraw(ctx: Context, proposal: ProposalRef) -> Reply:
 
 @command("approvals", help="Proposals waiting for a decision, oldest first.")
 async def approvals(ctx: Context) -> Reply:
-    pending = await ctx.workflow.measures.pending()
+    pending = await ctx.workflow.measures.pending(reader(ctx, "approvals"))
     if not pending:
         return Reply("No proposal is waiting for a decision.")
     return Reply(

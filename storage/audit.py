@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import ColumnElement, func, insert, select, text, union, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.runtime import dialect
-from storage.tables import AuditEntry
+from storage.tables import AuditEntry, AuditRead
 
 GENESIS = "0" * 64
 TOMBSTONE = json.dumps({"purged": True})
@@ -173,16 +173,34 @@ def _record_row(r: AuditEntry) -> AuditRecordRow:
     )
 
 
-async def entries_for(session: AsyncSession, target: str) -> list[AuditRecordRow]:
-    """A dossier's own trail, for exports: everything recorded with it as the target."""
+def _about(targets: list[str], ref: str) -> ColumnElement[bool]:
+    """Entries recorded with one of these targets, or reads that displayed dossier `ref`
+    among others (through `audit_reads`, so both halves are index lookups)."""
+    seqs = union(
+        select(AuditEntry.seq).where(AuditEntry.target.in_(targets)),
+        select(AuditRead.seq).where(AuditRead.dossier_ref == ref),
+    )
+    return AuditEntry.seq.in_(seqs)
+
+
+async def index_read(session: AsyncSession, seq: int, refs: list[str]) -> None:
+    """Files read entry `seq` under each dossier it displayed."""
+    if refs:
+        await session.execute(insert(AuditRead), [{"dossier_ref": r, "seq": seq} for r in refs])
+
+
+async def entries_for(session: AsyncSession, ref: str) -> list[AuditRecordRow]:
+    """A dossier's own trail, for exports: everything recorded with it as the target, and
+    every read that displayed it."""
     rows = await session.scalars(
-        select(AuditEntry).where(AuditEntry.target == target).order_by(AuditEntry.seq)
+        select(AuditEntry).where(_about([ref], ref)).order_by(AuditEntry.seq)
     )
     return [_record_row(r) for r in rows]
 
 
 async def seqs_for(session: AsyncSession, targets: list[str]) -> list[int]:
-    """Entries about any of these targets whose detail is not tombstoned yet."""
+    """Entries about any of these targets whose detail is not tombstoned yet. A read that
+    listed a dossier among others is not about it: its detail names dossier IDs only."""
     rows = await session.scalars(
         select(AuditEntry.seq)
         .where(AuditEntry.target.in_(targets), AuditEntry.detail != TOMBSTONE)
@@ -192,10 +210,11 @@ async def seqs_for(session: AsyncSession, targets: list[str]) -> list[int]:
 
 
 async def page_for(
-    session: AsyncSession, targets: list[str], offset: int, limit: int
+    session: AsyncSession, targets: list[str], ref: str, offset: int, limit: int
 ) -> tuple[list[AuditRecordRow], int]:
-    """Newest first, and how many there are in all."""
-    where = AuditEntry.target.in_(targets)
+    """A dossier's trail (its targets, and the reads that displayed `ref`), newest first, and
+    how many entries there are in all."""
+    where = _about(targets, ref)
     total = await session.scalar(select(func.count()).select_from(AuditEntry).where(where))
     rows = await session.scalars(
         select(AuditEntry).where(where).order_by(AuditEntry.seq.desc()).offset(offset).limit(limit)
@@ -203,14 +222,14 @@ async def page_for(
     return [_record_row(r) for r in rows], int(total or 0)
 
 
-async def actors_for(
-    session: AsyncSession, targets: list[str], action: str
-) -> list[tuple[str, int, datetime]]:
-    """(actor, how many times, last time) for one action on these targets, latest first."""
+async def readers_of(session: AsyncSession, ref: str) -> list[tuple[str, int, datetime]]:
+    """(actor, how many reads, last read) of dossier `ref`, latest first: every command that
+    displayed it, alone or in a listing."""
     last = func.max(AuditEntry.at)
     rows = await session.execute(
         select(AuditEntry.actor, func.count(), last)
-        .where(AuditEntry.target.in_(targets), AuditEntry.action == action)
+        .join(AuditRead, AuditRead.seq == AuditEntry.seq)
+        .where(AuditRead.dossier_ref == ref)
         .group_by(AuditEntry.actor)
         .order_by(last.desc(), AuditEntry.actor)
     )

@@ -167,7 +167,10 @@ class PrivacyStore:
         self, ref: str, offset: int, limit: int
     ) -> tuple[list[audit.AuditRecordRow], int]:
         targets = (await self._ids(ref))[3]
-        return await audit.page_for(self.session, targets, offset, limit)
+        return await audit.page_for(self.session, targets, ref, offset, limit)
 
-    async def actors(self, ref: str, action: str) -> list[tuple[str, int, datetime]]:
-        return await audit.actors_for(self.session, [ref], action)
+    async def readers(self, ref: str) -> list[tuple[str, int, datetime]]:
+        return await audit.readers_of(self.session, ref)
+
+    async def index_read(self, seq: int, refs: list[str]) -> None:
+        await audit.index_read(self.session, seq, refs)

@@ -41,8 +41,8 @@ class Store:
         record = audit.AuditRecord(actor, role, action, target, event_id, detail)
         return await audit.append(self.session, record, now)
 
-    async def audit_entries(self, target: str) -> list[audit.AuditRecordRow]:
-        return await audit.entries_for(self.session, target)
+    async def audit_entries(self, ref: str) -> list[audit.AuditRecordRow]:
+        return await audit.entries_for(self.session, ref)
 
     async def role_changes(self, user_id: str) -> dict[str, bool]:
         return await roles.changes_for(self.session, user_id)

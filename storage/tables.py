@@ -92,6 +92,16 @@ class AuditEntry(Base):
     __table_args__ = (Index("ix_audit_target", "target"),)
 
 
+class AuditRead(Base):
+    """The dossiers a `dossier.read` entry displayed, one row each: "who read D-x" is then an
+    indexed lookup, also for reads that listed many dossiers, instead of a scan of details.
+    It holds IDs only, so a purge leaves it as it is."""
+
+    __tablename__ = "audit_reads"
+    dossier_ref: Mapped[str] = mapped_column(String(16), primary_key=True)
+    seq: Mapped[int] = mapped_column(ForeignKey("audit_log.seq"), primary_key=True)
+
+
 class DossierCounter(Base):
     """One row per year; incremented inside the opening transaction, so IDs have no gaps."""
 

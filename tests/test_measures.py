@@ -17,6 +17,7 @@ from tests.support.chat import BRUSSELS, Chat, text_of
 from workflow import Policy
 from workflow.approvals import Ignored, choice_of
 from workflow.model import Choice, ProposalState
+from workflow.privacy import Reader
 from workflow.schedule import Ending, Nudge
 
 LIAISON = "@lia:aegis.test"
@@ -365,7 +366,7 @@ async def test_the_approvals_listing_reads_each_proposal_with_its_own_dossier_an
     await propose(chat, bare)
     await propose(chat, first, extra="ends=2027-01-31")
     async with chat.workflow() as wf:
-        listed = await wf.measures.pending()
+        listed = await wf.measures.pending(Reader(MINA, "$listing", "approvals"))
         one_by_one = [await wf.measures.context(p.proposal) for p in listed]
     assert listed == one_by_one
     assert [p.dossier.ref for p in listed] == [first, bare, first]

@@ -96,9 +96,10 @@ class Workflow:
         target: str,
         event_id: str,
         detail: dict[str, Any] | None = None,
-    ) -> None:
+    ) -> int:
+        """Appends an entry; returns its seq, for the indexes that point at it."""
         roles = ",".join(sorted(await self.roles_of(actor)))
-        await self.store.append_audit(
+        return await self.store.append_audit(
             actor=actor,
             role=roles,
             action=action,

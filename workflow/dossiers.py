@@ -227,17 +227,21 @@ class DossierRules:
         await self.wf.privacy.read(reader, ref)
         return await self.store.timeline(ref)
 
-    async def page(self, wanted: DossierFilter, page: int) -> Page:
+    async def page(self, wanted: DossierFilter, page: int, reader: Reader) -> Page:
         if page < 1:
             raise Refused("page: counts from 1")
         size = self.wf.policy.page_size
         dossiers, total = await self.store.list_dossiers(wanted, (page - 1) * size, size)
+        await self.wf.privacy.read_many(reader, [d.ref for d in dossiers])
         return Page(dossiers, total, page, max(1, -(-total // size)))
 
-    async def find(self, text: str) -> list[Dossier]:
+    async def find(self, text: str, reader: Reader) -> list[Dossier]:
+        """The search text is not recorded: it may be a protected person's name."""
         if len(text.strip()) < 2:
             raise Refused("find: give at least two characters")
-        return await self.store.find_dossiers(text.strip(), FIND_LIMIT)
+        found = await self.store.find_dossiers(text.strip(), FIND_LIMIT)
+        await self.wf.privacy.read_many(reader, [d.ref for d in found])
+        return found
 
     async def record(self, ref: str, reader: Reader) -> DossierRecord:
         """Everything, for an export; the read is recorded after the audit entries are taken,

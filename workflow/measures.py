@@ -27,6 +27,7 @@ from workflow.model import (
 if TYPE_CHECKING:
     from storage.measures import MeasureStore
     from workflow.core import Workflow
+    from workflow.privacy import Reader
 
 
 @dataclass(frozen=True)
@@ -285,9 +286,13 @@ class MeasureRules:
             await self.wf.dossiers.require(dossier_ref)
         return await self.store.listing(dossier_ref, states)
 
-    async def history(self, measure_id: int) -> MeasureHistory:
+    async def history(self, measure_id: int, reader: Reader) -> MeasureHistory:
         measure = await self.require(measure_id)
+        await self.wf.privacy.read(reader, measure.dossier_ref)
         return MeasureHistory(measure, await self.store.proposals_of(measure_id))
 
-    async def pending(self) -> list[Proposed]:
-        return await self.contexts(await self.store.pending())
+    async def pending(self, reader: Reader) -> list[Proposed]:
+        """The approvals listing: a read of each listed proposal's dossier."""
+        listed = await self.contexts(await self.store.pending())
+        await self.wf.privacy.read_many(reader, [p.dossier.ref for p in listed])
+        return listed

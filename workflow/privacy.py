@@ -7,11 +7,18 @@ dossier stays as a tombstone with its ID, kind, category, dates, levels and stat
 officials' actions stay on the timeline and in the audit trail, so references still resolve.
 A dossier with a measure still in force or a proposal pending is held, not purged.
 
-Access trail: every read of a dossier's content is an audit entry, `dossier.read`.
+Access trail: every command that displays dossier content records one audit entry,
+`dossier.read`, naming the dossiers it displayed under `dossiers` (a listing of twenty names
+twenty; an empty listing names none). A command about one dossier (show, timeline, export,
+threat list, measure show) has that dossier as the entry's target, and a purge tombstones it
+with the rest of the dossier's trail. A listing (list, find, approvals) has no target; its
+detail holds only the command's name and dossier IDs, which are not personal data, so a
+purge leaves it whole: it also records the reads of the other dossiers it listed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -102,7 +109,17 @@ class PrivacyRules:
         return self.wf.store.privacy
 
     async def read(self, reader: Reader, ref: str) -> None:
-        await self.wf.audit(reader.actor, READ, ref, reader.event_id, {"command": reader.via})
+        """A command about one dossier displayed it."""
+        await self._record(reader, ref, [ref])
+
+    async def read_many(self, reader: Reader, shown: Sequence[str]) -> None:
+        """A listing displayed these dossiers (in order, each once): one entry for all."""
+        await self._record(reader, "", list(dict.fromkeys(shown)))
+
+    async def _record(self, reader: Reader, target: str, refs: list[str]) -> None:
+        detail = {"command": reader.via, "dossiers": refs}
+        seq = await self.wf.audit(reader.actor, READ, target, reader.event_id, detail)
+        await self.store.index_read(seq, refs)
 
     async def plan(self, years: int) -> RetentionPlan:
         cutoff = retention_cutoff(self.wf.now, years)
@@ -145,6 +162,6 @@ class PrivacyRules:
         await self.wf.dossiers.require(ref)
         size = self.wf.policy.page_size
         entries, total = await self.store.trail(ref, (page - 1) * size, size)
-        readers = await self.store.actors(ref, READ)
+        readers = await self.store.readers(ref)
         await self.wf.audit(actor, "audit.read", ref, event_id, {"page": page})
         return Trail(ref, entries, total, page, max(1, -(-total // size)), readers)

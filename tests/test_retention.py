@@ -18,7 +18,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import Connection, text
 
-from commands import Severity
+from commands import Reply, Severity
 from config import Role
 from storage import audit
 from storage.db import MIGRATIONS, Database
@@ -114,6 +114,7 @@ async def every_row(db: Database) -> dict[str, list[tuple[Any, ...]]]:
         "proposals",
         "votes",
         "audit_log",
+        "audit_reads",
         "outbox",
         "role_grants",
     ]
@@ -135,6 +136,29 @@ async def audit_rows(db: Database) -> list[dict[str, Any]]:
             text("SELECT seq, actor, action, target, detail FROM audit_log ORDER BY seq")
         )
         return [{**r._mapping, "detail": json.loads(r.detail)} for r in rows]
+
+
+async def reads(db: Database) -> list[tuple[str, str, str, list[str]]]:
+    """Every `dossier.read` entry as (who, target, command, dossiers named), checking that
+    its detail holds nothing else and that `audit_reads` files it under exactly those IDs."""
+    rows = [r for r in await audit_rows(db) if r["action"] == "dossier.read"]
+    async with db.transaction() as s:
+        indexed = (await s.execute(text("SELECT seq, dossier_ref FROM audit_reads"))).all()
+    filed: dict[int, list[str]] = {}
+    for seq, ref in indexed:
+        filed.setdefault(seq, []).append(ref)
+    assert set(filed) <= {r["seq"] for r in rows}
+    for r in rows:
+        assert set(r["detail"]) == {"command", "dossiers"}, r
+        assert sorted(filed.get(r["seq"], [])) == sorted(r["detail"]["dossiers"]), r
+    return [
+        (r["actor"], r["target"], r["detail"]["command"], r["detail"]["dossiers"]) for r in rows
+    ]
+
+
+def shown(reply: Reply, column: int = 0) -> list[str]:
+    """The IDs a listing displayed, one a line: `column` of the lines split on " · "."""
+    return [line.split(" · ")[column].split(" ")[0] for line in reply.lines]
 
 
 # ---------------------------------------------------------------------------- retention
@@ -320,6 +344,7 @@ async def test_cli_purge_dry_run_changes_nothing_then_purges(
     today = make_chat(database, datetime.now(UTC))
     recent = await open_dossier(today, "Visit of Bert Recent")
     await say_ok(today, LIAISON, f"!dossier close {recent} over")
+    await say_ok(today, READER, "!dossier list status=all")  # a read naming both: it stays
     config = write_config(tmp_path / "aegis.yaml", database_url)
     before = await every_row(database)
 
@@ -337,6 +362,8 @@ async def test_cli_purge_dry_run_changes_nothing_then_purges(
     assert not any(secret in dump for secret in SECRETS)
     [record] = [r for r in await audit_rows(database) if r["action"] == "dossier.purged"]
     assert record["actor"].startswith("cli:")
+    [listing] = [r for r in await audit_rows(database) if r["action"] == "dossier.read"]
+    assert listing["detail"] == {"command": "dossier list", "dossiers": [recent, old]}
 
     code, out, err = await aegis("audit", "verify", "-c", str(config))
     assert code == 0, err
@@ -349,26 +376,98 @@ async def test_cli_purge_dry_run_changes_nothing_then_purges(
 async def test_every_read_of_a_dossier_is_in_the_audit_trail(
     chat: Chat, database: Database
 ) -> None:
+    """A command about one dossier: one entry, the dossier as its target and its only ID."""
     ref = await open_dossier(chat, "Read me")
+    await say_ok(chat, LIAISON, f"!measure propose {ref} patrol around the residence")
     await chat.say(READER, f"!dossier show {ref}")
     await chat.say(READER, f"!dossier timeline {ref}")
     await chat.say(ANALYST, f"!export {ref}")
     await chat.say(ANALYST, f"!export {ref} format=json")
     await chat.say(READER, f"!threat list {ref}")
+    await chat.say(MINA, "!measure show M-1")
     await chat.say(READER, "!dossier show D-2026-0999")  # no such dossier: nothing was read
-    reads = [
-        (r["actor"], r["target"], r["detail"]["command"])
-        for r in await audit_rows(database)
-        if r["action"] == "dossier.read"
-    ]
-    assert reads == [
-        (READER, ref, "dossier show"),
-        (READER, ref, "dossier timeline"),
-        (ANALYST, ref, "export"),
-        (ANALYST, ref, "export"),
-        (READER, ref, "threat list"),
+    await chat.say(READER, "!measure show M-9")  # no such measure: nothing was read
+    assert await reads(database) == [
+        (READER, ref, "dossier show", [ref]),
+        (READER, ref, "dossier timeline", [ref]),
+        (ANALYST, ref, "export", [ref]),
+        (ANALYST, ref, "export", [ref]),
+        (READER, ref, "threat list", [ref]),
+        (MINA, ref, "measure show", [ref]),
     ]
     assert (await verify(database)).ok
+
+
+async def test_a_listing_records_one_read_naming_exactly_the_dossiers_it_displayed(
+    chat: Chat, database: Database
+) -> None:
+    """list, find and approvals: one entry per command, no target, the IDs in the order
+    shown (each once); an empty result names none; a refused command records nothing."""
+    assert (await chat.say(MINA, "!approvals")).title.startswith("No proposal")
+    assert (await chat.say(READER, "!dossier list")).title == "No dossiers match."
+    assert "Nothing found" in (await chat.say(READER, "!dossier find Peeters")).title
+    assert await reads(database) == [
+        (MINA, "", "approvals", []),
+        (READER, "", "dossier list", []),
+        (READER, "", "dossier find", []),
+    ]
+    refs = [await open_dossier(chat, f"Visit {n}") for n in range(25)]
+    chat.advance(minutes=1)
+    for ref, measure in ((refs[3], "patrol first"), (refs[7], "patrol second")):
+        await say_ok(chat, LIAISON, f"!measure propose {ref} {measure}")
+    await say_ok(chat, LIAISON, f"!measure propose {refs[3]} close-protection third")
+    before = len(await reads(database))
+
+    first = await chat.say(READER, "!dossier list")
+    second = await chat.say(READER, "!dossier list page=2")
+    events = await chat.say(ANALYST, "!dossier list kind=event")
+    found = await chat.say(READER, "!dossier find visit")
+    one = await chat.say(READER, "!dossier find Visit 24")
+    pending = await chat.say(MINA, "!approvals")
+    for refused in ("!dossier list level>=7", "!dossier list status=some", "!dossier find x"):
+        assert (await chat.say(READER, refused)).severity is Severity.ERROR
+
+    assert len(shown(first)) == 20 and len(shown(second)) == 5 and len(shown(found)) == 20
+    assert sorted(shown(first) + shown(second)) == sorted(refs)
+    assert shown(one) == [refs[24]] and events.title == "No dossiers match."
+    assert shown(pending, 2) == [refs[3], refs[7], refs[3]]
+    assert (await reads(database))[before:] == [
+        (READER, "", "dossier list", shown(first)),
+        (READER, "", "dossier list", shown(second)),
+        (ANALYST, "", "dossier list", []),
+        (READER, "", "dossier find", shown(found)),  # the search text is not recorded
+        (READER, "", "dossier find", [refs[24]]),
+        (MINA, "", "approvals", [refs[3], refs[7]]),
+    ]
+    assert (await verify(database)).ok
+
+
+async def test_recording_a_listing_adds_no_query_per_dossier(
+    chat: Chat, database: Database
+) -> None:
+    """`!dossier list` showing twenty dossiers runs as many statements as showing one."""
+    await open_dossier(chat, "Alone")
+    statements: list[str] = []
+
+    def count(*args: Any) -> None:
+        statements.append(args[2])
+
+    async def listing() -> int:
+        statements.clear()
+        sa.event.listen(database.engine.sync_engine, "before_cursor_execute", count)
+        try:
+            reply = await chat.say(READER, "!dossier list")
+        finally:
+            sa.event.remove(database.engine.sync_engine, "before_cursor_execute", count)
+        assert reply.severity is Severity.INFO
+        assert sum("audit_reads" in statement for statement in statements) == 1
+        return len(statements)
+
+    with_one = await listing()
+    for n in range(24):
+        await open_dossier(chat, f"Crowd {n}")
+    assert await listing() == with_one
+    assert [len(refs) for *_, refs in await reads(database)] == [1, 20]
 
 
 async def test_audit_command_is_for_admins_and_shows_who_looked(
@@ -416,6 +515,98 @@ async def test_audit_command_pages_newest_first(chat: Chat) -> None:
     assert second.title == f"Audit trail of {ref}: 26 entries, page 2/2"
     assert [line.split(" ")[0] for line in second.lines] == ["#6", "#5", "#4", "#3", "#2", "#1"]
     assert "page" in (await chat.say(ADMIN, f"!audit {ref} page=0")).title
+
+
+async def test_audit_and_export_show_reads_through_listings(chat: Chat, database: Database) -> None:
+    """`!audit D-x` counts every command that displayed D-x, alone or among others; a listing
+    that did not display it is not on its trail. The export carries the same reads."""
+    ref = await open_dossier(chat, "Listed")
+    other = await open_dossier(chat, "Also listed")
+    await chat.say(READER, "!dossier list")  # both
+    chat.advance(hours=1)
+    await chat.say(ANALYST, "!dossier find Also")  # the other one only
+    await chat.say(ANALYST, f"!dossier show {ref}")
+    chat.advance(hours=1)
+    await say_ok(chat, LIAISON, f"!measure propose {ref} patrol around the residence")
+    await chat.say(MINA, "!approvals")  # ref, through its proposal
+
+    trail = await chat.say(ADMIN, f"!audit {ref}")
+    assert trail.title == f"Audit trail of {ref}: 5 entries, page 1/1"
+    assert dict(trail.fields)["Read by"] == (
+        f"{MINA} ×1 (last Wed 25 Nov 2026 12:00), {ANALYST} ×1 (last Wed 25 Nov 2026 11:00), "
+        f"{READER} ×1 (last Wed 25 Nov 2026 10:00)"
+    )
+    assert [line.split(" · ", 2)[2] for line in trail.lines] == [
+        f"{MINA} · dossier.read (!approvals, 1 listed)",
+        f"{LIAISON} · measure.propose",
+        f"{ANALYST} · dossier.read (!dossier show)",
+        f"{READER} · dossier.read (!dossier list, 2 listed)",
+        f"{LIAISON} · dossier.opened",
+    ]
+    trail = await chat.say(ADMIN, f"!audit {other}")
+    read_by = dict(trail.fields)["Read by"]
+    assert read_by.startswith(f"{ANALYST} ×1") and read_by.endswith(
+        f"{READER} ×1 (last Wed 25 Nov 2026 10:00)"
+    )
+    exported = json.loads((await chat.say(ADMIN, f"!export {ref} format=json")).attachments[0].data)
+    assert [(a["actor"], a["action"], a["detail"].get("command")) for a in exported["audit"]] == [
+        (LIAISON, "dossier.opened", None),
+        (READER, "dossier.read", "dossier list"),
+        (ANALYST, "dossier.read", "dossier show"),
+        (LIAISON, "measure.propose", None),
+        (MINA, "dossier.read", "approvals"),
+        (ADMIN, "audit.read", None),
+    ]
+
+
+async def test_a_purge_tombstones_the_dossiers_own_reads_and_keeps_listings_that_named_it(
+    chat: Chat, database: Database
+) -> None:
+    """Decided: an entry whose target is the purged dossier (a show, an export) is tombstoned
+    with the rest of its trail; a listing that named it among others keeps its detail, which
+    holds only a command name and IDs, and stays on both dossiers' trails."""
+    old = await old_dossier_full_of_personal_data(chat)
+    other = await open_dossier(chat, "Someone else")
+    await chat.say(READER, f"!dossier show {old}")
+    await chat.say(READER, "!dossier list status=all")
+    await chat.say(ANALYST, "!dossier find Peeters")
+    chat.advance(days=365 * YEARS + 1)
+    before = await reads(database)
+    assert before == [
+        (READER, old, "dossier show", [old]),
+        (READER, "", "dossier list", [other, old]),
+        (ANALYST, "", "dossier find", [old]),
+    ]
+    assert list(await purge(chat)) == [old]
+
+    result = await verify(database)
+    assert result.ok, result
+    rows = await audit_rows(database)
+    [record] = [r for r in rows if r["action"] == "dossier.purged"]
+    read_rows = [r for r in rows if r["action"] == "dossier.read"]
+    assert [r["detail"] for r in read_rows] == [
+        {"purged": True},
+        {"command": "dossier list", "dossiers": [other, old]},
+        {"command": "dossier find", "dossiers": [old]},
+    ]
+    assert read_rows[0]["seq"] in record["detail"]["tombstoned"]
+    assert not {r["seq"] for r in read_rows[1:]} & set(record["detail"]["tombstoned"])
+    dump = json.dumps(await every_row(database), default=str)
+    assert not any(secret in dump for secret in SECRETS)
+    trail = await chat.say(ADMIN, f"!audit {old}")
+    assert dict(trail.fields)["Read by"].startswith(
+        f"{ANALYST} ×1 (last Wed 25 Nov 2026 10:00), {READER} ×2"
+    )
+    assert f"{READER} · dossier.read (detail purged)" in "\n".join(trail.lines)
+    assert f"{ANALYST} · dossier.read (!dossier find, 1 listed)" in "\n".join(trail.lines)
+    trail = await chat.say(ADMIN, f"!audit {other}")
+    assert dict(trail.fields)["Read by"].startswith(f"{READER} ×1")
+    # Reading the tombstone is a read like any other, and the chain still verifies.
+    await chat.say(READER, f"!dossier show {old}")
+    last = (await audit_rows(database))[-1]
+    assert (last["actor"], last["action"], last["target"]) == (READER, "dossier.read", old)
+    assert last["detail"] == {"command": "dossier show", "dossiers": [old]}
+    assert (await verify(database)).ok
 
 
 async def test_audit_of_a_purged_dossier_still_shows_who_did_what(chat: Chat) -> None:
@@ -506,5 +697,40 @@ async def test_migration_rechains_an_intact_legacy_chain_and_keeps_a_break_visib
                     s, audit.AuditRecord("@a:x", "", "t", "D-1", "", {}), datetime.now(UTC)
                 )
             assert (await verify(db)).ok
+    finally:
+        await db.close()
+
+
+async def test_migration_files_earlier_reads_under_their_dossier(database_url: str) -> None:
+    """Before 0007 a read named its one dossier as its target and had no list of IDs: the
+    migration indexes each under that target, tombstoned or not, so `!audit` still counts
+    who read what; the chain is not touched."""
+    db = Database(database_url)
+    first, second = "D-2026-0001", "D-2026-0002"
+    legacy = [
+        (READER, "dossier.read", first),
+        (LIAISON, "dossier.note", first),
+        (ANALYST, "dossier.read", second),
+        (READER, "dossier.read", first),
+    ]
+    try:
+        async with db.engine.begin() as conn:
+            await conn.run_sync(_upgrade, "0006")
+        async with db.transaction() as s:
+            for n, (actor, action, target) in enumerate(legacy):
+                record = audit.AuditRecord(actor, "", action, target, f"$e{n}", {"command": "x"})
+                await audit.append(s, record, START)
+            await audit.tombstone(s, [4])
+            purged = audit.AuditRecord(
+                OPERATOR, "", "dossier.purged", first, "", {"tombstoned": [4]}
+            )
+            await audit.append(s, purged, START)
+        await db.migrate()
+        async with db.transaction() as s:
+            indexed = await s.execute(text("SELECT dossier_ref, seq FROM audit_reads ORDER BY seq"))
+            assert [tuple(r) for r in indexed] == [(first, 1), (second, 3), (first, 4)]
+            assert await audit.readers_of(s, first) == [(READER, 2, START)]
+            assert await audit.readers_of(s, second) == [(ANALYST, 1, START)]
+        assert (await verify(db)).ok
     finally:
         await db.close()

@@ -91,6 +91,19 @@ async def test_full_dossier_scenario(world: World) -> None:
         assert record["dossier"]["id"] == dossier
         assert [a["level"] for a in record["assessments"]] == [4, 2]
         assert any(a["action"] == "threat.log" for a in record["audit"])
+        # Each reading command so far left one entry, from its own Matrix event, naming
+        # exactly what it displayed (the JSON export is recorded after its file is made).
+        reads = [a for a in record["audit"] if a["action"] == "dossier.read"]
+        assert [(a["detail"]["command"], a["detail"]["dossiers"]) for a in reads] == [
+            ("dossier show", [dossier]),
+            ("dossier list", [dossier]),
+            ("dossier find", [dossier]),
+            ("dossier timeline", [dossier]),
+            ("export", [dossier]),
+        ]
+        assert all(a["actor"] == alice.user_id for a in reads)
+        assert len({a["event_id"] for a in reads}) == 5
+        assert all(a["event_id"].startswith("$") for a in reads)
 
         assert "Closed" in await ask(alice, room, f"!dossier close {dossier} visit over")
         refused = await ask(alice, room, f"!dossier note {dossier} too late")

@@ -5,6 +5,7 @@ races and the time-driven steps. The end-to-end tests prove the Matrix wiring.""
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import timedelta
 
 import pytest
@@ -375,3 +376,12 @@ async def test_the_approvals_listing_reads_each_proposal_with_its_own_dossier_an
     reply = await chat.say(MINA, "!approvals")
     assert reply.title == "3 proposals waiting"
     assert [line.split(" · ")[2] for line in reply.lines] == [first, bare, first]
+    # Each listing is one read naming the dossiers of the proposals it listed, each once.
+    async with chat.db.transaction() as s:
+        rows = await s.execute(
+            text("SELECT actor, target, detail FROM audit_log WHERE action = 'dossier.read'")
+        )
+        assert [(a, t, json.loads(d)) for a, t, d in rows.all()] == [
+            (MINA, "", {"command": "approvals", "dossiers": [first, bare]}),
+            (MINA, "", {"command": "approvals", "dossiers": [first, bare]}),
+        ]

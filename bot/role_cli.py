@@ -45,14 +45,17 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     verbs = role.add_subparsers(dest="role_command", required=True)
-    grant = verbs.add_parser(
-        "grant",
-        help="give a user a role at once; no second admin is asked: the operator on the "
-        "host is the recovery path",
+    grant_text = (
+        "give a user a role at once, audited as cli:<login> and announced in coordination "
+        "and approvals; no second admin is asked: the operator on the host is the recovery "
+        "path (in chat, approver, warning_approver and admin wait for a second admin's ✅)"
     )
-    revoke = verbs.add_parser(
-        "revoke", help="take a granted role away at once (roles in the config file stay)"
+    grant = verbs.add_parser("grant", help=grant_text, description=grant_text)
+    revoke_text = (
+        "take a granted role away at once, audited and announced; roles in the config file "
+        "stay until the file changes"
     )
+    revoke = verbs.add_parser("revoke", help=revoke_text, description=revoke_text)
     for verb in (grant, revoke):
         verb.add_argument("user", type=_user_id, help="a Matrix user ID, @name:server")
         verb.add_argument("role", choices=[r.value for r in Role])

@@ -9,13 +9,15 @@ announced in the coordination and approvals rooms through the bot's outbox."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import getpass
+import logging
 import secrets
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from nio import AsyncClient, RoomResolveAliasResponse
+from nio import AsyncClient, AsyncClientConfig, RoomResolveAliasResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import bot
@@ -82,9 +84,15 @@ async def _announced_rooms(settings: Settings) -> dict[RoomKey, str]:
             if ref.startswith("!"):
                 found[key] = ref
                 continue
-            client = client or AsyncClient(settings.matrix.homeserver)
+            # Bounded: a homeserver that is down must not hold the recovery path. nio's
+            # retry chatter stays out of the operator's way; the outcome is printed below.
+            logging.getLogger("nio").setLevel(logging.CRITICAL)
+            client = client or AsyncClient(
+                settings.matrix.homeserver,
+                config=AsyncClientConfig(max_timeouts=1, request_timeout=10),
+            )
             try:
-                answer = await client.room_resolve_alias(ref)
+                answer = await asyncio.wait_for(client.room_resolve_alias(ref), 20)
             except Exception as exc:  # unreachable homeserver: the change still matters more
                 answer = exc
             if isinstance(answer, RoomResolveAliasResponse):

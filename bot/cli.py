@@ -1,4 +1,5 @@
-"""`aegis`: run the bot, check a config, verify the audit trail, purge old personal data."""
+"""`aegis`: run the bot, check a config, verify the audit trail, purge old personal data,
+manage partners and roles."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import sys
 from pathlib import Path
 
 import bot
-from bot import partner_cli, purge_cli
+from bot import partner_cli, purge_cli, role_cli
 from config import ConfigError, Settings, load_settings
 
 EXIT_BAD_CONFIG = 2
@@ -33,6 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("-c", "--config", type=Path, required=True)
     partner_cli.add_parser(sub)
     purge_cli.add_parser(sub)
+    role_cli.add_parser(sub)
     return parser
 
 
@@ -58,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_verify_audit(settings))
     if args.command == "purge":
         return asyncio.run(purge_cli.run(settings, args))
+    if args.command == "role":
+        return asyncio.run(role_cli.run(settings, args))
     return asyncio.run(_run(settings))
 
 

@@ -10,9 +10,11 @@ from zoneinfo import ZoneInfo
 from commands.early_warning_views import warning_decided
 from commands.formatting import age, when
 from commands.replies import Announcement, Reply, RoomKey, Severity
+from commands.role_views import decided as grant_decided
 from workflow.approvals import Decision, ReactionResult, order_ref, prompt_ref
 from workflow.measures import Proposed
 from workflow.model import Measure, MeasureState, ProposalAction, ProposalState
+from workflow.role_model import RequestDecision
 from workflow.schedule import Ending, Nudge
 
 APPROVE, REJECT = "✅", "❌"
@@ -228,8 +230,10 @@ def ending(step: Ending, tz: ZoneInfo, now: datetime) -> tuple[Announcement, ...
 
 
 def scheduled(
-    outcome: Nudge | Decision | Ending, tz: ZoneInfo, now: datetime
+    outcome: Nudge | Decision | Ending | RequestDecision, tz: ZoneInfo, now: datetime
 ) -> tuple[Announcement, ...]:
+    if isinstance(outcome, RequestDecision):
+        return grant_decided(outcome)
     if isinstance(outcome, Nudge):
         return (nudge(outcome, tz),)
     if isinstance(outcome, Decision):
@@ -255,4 +259,6 @@ def reacted(result: ReactionResult, tz: ZoneInfo) -> tuple[Announcement, ...]:
         return (acknowledged(result.acknowledged),)
     if result.warning is not None:
         return warning_decided(result.warning)
+    if result.grant is not None:
+        return grant_decided(result.grant)
     return ()

@@ -1,13 +1,18 @@
-"""Role grants and revocations made in chat, layered over the config file's seed."""
+"""Role grants and revocations (chat or `aegis role`), layered over the config file's seed,
+and the grants waiting for a second admin."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.tables import RoleGrant
+from config import Role
+from storage.dossiers import aware, utc_or_none
+from storage.tables import RoleGrant, RoleRequestRow
+from workflow.role_model import RequestState, RoleRequest
 
 
 async def changes_for(session: AsyncSession, user_id: str) -> dict[str, bool]:
@@ -45,3 +50,58 @@ async def version(session: AsyncSession) -> tuple[int, datetime | None]:
         await session.execute(select(func.count(), func.max(RoleGrant.changed_at)))
     ).one()
     return int(count), last
+
+
+def request_record(row: RoleRequestRow) -> RoleRequest:
+    return RoleRequest(
+        id=row.id,
+        user_id=row.user_id,
+        role=Role(row.role),
+        requested_by=row.requested_by,
+        origin_room=row.origin_room,
+        state=RequestState(row.state),
+        created_at=aware(row.created_at),
+        decided_at=utc_or_none(row.decided_at),
+        decided_by=row.decided_by,
+    )
+
+
+async def add_request(session: AsyncSession, fields: dict[str, Any]) -> RoleRequest:
+    row = RoleRequestRow(**fields, state=RequestState.PENDING.value)
+    session.add(row)
+    await session.flush()
+    return request_record(row)
+
+
+async def request(session: AsyncSession, request_id: int, lock: bool = False) -> RoleRequest | None:
+    """With `lock`, re-read under a row lock (PostgreSQL; SQLite transactions are serial):
+    two admins' reactions on one request are decided one transaction at a time."""
+    query = select(RoleRequestRow).where(RoleRequestRow.id == request_id)
+    if lock:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    row = (await session.scalars(query)).first()
+    return request_record(row) if row else None
+
+
+async def pending_requests(session: AsyncSession) -> list[RoleRequest]:
+    rows = await session.scalars(
+        select(RoleRequestRow)
+        .where(RoleRequestRow.state == RequestState.PENDING.value)
+        .order_by(RoleRequestRow.id)
+    )
+    return [request_record(r) for r in rows]
+
+
+async def close_request(
+    session: AsyncSession, request_id: int, state: RequestState, by: str, at: datetime
+) -> bool:
+    """Pending → decided, exactly once: of two racing decisions only one changes the row."""
+    result = await session.execute(
+        update(RoleRequestRow)
+        .where(
+            RoleRequestRow.id == request_id,
+            RoleRequestRow.state == RequestState.PENDING.value,
+        )
+        .values(state=state.value, decided_by=by, decided_at=at)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]

@@ -16,6 +16,7 @@ from storage.measures import MeasureStore
 from storage.meetings import AgendaStore, MeetingStore
 from storage.privacy import PrivacyStore
 from workflow.model import Assessment, Dossier, DossierFilter, TimelineEntry
+from workflow.role_model import RequestState, RoleRequest
 
 
 class Store:
@@ -57,6 +58,20 @@ class Store:
         self, user_id: str, role: str, granted: bool, by: str, now: datetime
     ) -> None:
         await roles.set_role(self.session, user_id, role, granted, by, now)
+
+    async def add_role_request(self, fields: dict[str, Any]) -> RoleRequest:
+        return await roles.add_request(self.session, fields)
+
+    async def role_request(self, request_id: int, lock: bool = False) -> RoleRequest | None:
+        return await roles.request(self.session, request_id, lock)
+
+    async def pending_role_requests(self) -> list[RoleRequest]:
+        return await roles.pending_requests(self.session)
+
+    async def close_role_request(
+        self, request_id: int, state: RequestState, by: str, now: datetime
+    ) -> bool:
+        return await roles.close_request(self.session, request_id, state, by, now)
 
     async def next_dossier_sequence(self, year: int) -> int:
         return await dossiers.next_sequence(self.session, year)

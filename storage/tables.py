@@ -191,7 +191,8 @@ class TimelineRow(Base):
 
 
 class RoleGrant(Base):
-    """Grants and revocations made in chat; the config file's roles are the seed under them."""
+    """Grants and revocations made in chat or with `aegis role`. The config file's roles are
+    the seed under them: a revocation here never takes a seeded role away."""
 
     __tablename__ = "role_grants"
     user_id: Mapped[str] = mapped_column(String(255), primary_key=True)
@@ -199,6 +200,22 @@ class RoleGrant(Base):
     granted: Mapped[bool] = mapped_column(Boolean)
     changed_by: Mapped[str] = mapped_column(String(255))
     changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class RoleRequestRow(Base):
+    """A grant of approver, warning_approver or admin waiting for a second admin's ✅: only
+    its confirmation writes the grant to role_grants."""
+
+    __tablename__ = "role_requests"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))
+    requested_by: Mapped[str] = mapped_column(String(255))
+    origin_room: Mapped[str] = mapped_column(String(255))
+    state: Mapped[str] = mapped_column(String(12), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    decided_by: Mapped[str | None] = mapped_column(String(255), nullable=True)
 
 
 class MeasureRow(Base):

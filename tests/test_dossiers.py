@@ -217,10 +217,16 @@ async def test_roles_gate_actions_and_grants_apply_at_once(chat: Chat, database:
     assert (
         await chat.say(LIAISON, f"!threat log {ref} level=3 source=OCAD x")
     ).severity is Severity.WARNING
-    await chat.say(ADMIN, f"!role revoke {LIAISON} liaison")  # a seeded role can be revoked too
-    assert "liaison" in (await chat.say(LIAISON, f"!dossier note {ref} x")).title
     listing = text_of(await chat.say(ADMIN, "!role list"))
-    assert f"{LIAISON}: analyst" in listing
+    assert f"{LIAISON}: analyst, liaison (config)" in listing
+    # A role seeded in the config file cannot be revoked from chat; a granted one can.
+    seeded = await chat.say(ADMIN, f"!role revoke {LIAISON} liaison")
+    assert seeded.severity is Severity.ERROR and "config file" in seeded.title
+    assert (await chat.say(LIAISON, f"!dossier note {ref} x")).severity is Severity.SUCCESS
+    await chat.say(ADMIN, f"!role revoke {LIAISON} analyst")
+    assert "analyst" in (await chat.say(LIAISON, f"!threat log {ref} level=3 source=OCAD x")).title
+    listing = text_of(await chat.say(ADMIN, "!role list"))
+    assert f"{LIAISON}: liaison (config)" in listing
     assert "no role" in (await chat.say(NOBODY, f"!dossier show {ref}")).title
     async with database.transaction() as s:
         rows = (

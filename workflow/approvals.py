@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from storage.measures import MeasureStore
     from workflow.core import Workflow
     from workflow.early_warning import WarningDecision
+    from workflow.role_model import RequestDecision
 
 _APPROVE = {"✅", "✔", "☑", "👍"}
 _REJECT = {"❌", "✖", "👎"}
@@ -56,6 +57,9 @@ class Ignored(enum.StrEnum):
     PROPOSER = "four eyes: the proposer's vote never counts"
     DECIDED = "the proposal is decided already"
     NOT_POLICE = "only the police acknowledge orders"
+    NOT_ADMIN = "not an admin"
+    REQUESTER = "four eyes: the requester's confirmation never counts"
+    GRANTEE = "four eyes: the grantee's confirmation never counts"
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,7 @@ class ReactionResult:
     ignored: Ignored | None = None
     acknowledged: Measure | None = None
     warning: WarningDecision | None = None
+    grant: RequestDecision | None = None
 
 
 def tally(votes: Sequence[Vote], quorum: int) -> tuple[Choice, str] | None:
@@ -104,8 +109,8 @@ class ApprovalRules:
         return self.wf.store.measures
 
     async def _proposal_of(self, event_id: str) -> tuple[str, Proposal | None, int | None]:
-        """(kind, proposal, measure or warning id) for a prompt, order or warning event;
-        kind "" if none of them."""
+        """(kind, proposal, measure, warning or role request id) for a prompt, order,
+        warning or role grant event; kind "" if none of them."""
         ref = await self.store.ref_of_event(event_id)
         if ref and ref.startswith("prompt:P-"):
             return "prompt", await self.store.proposal(int(ref.removeprefix("prompt:P-"))), None
@@ -113,6 +118,8 @@ class ApprovalRules:
             return "order", None, int(ref.removeprefix("order:M-"))
         if ref and ref.startswith("warning:W-"):
             return "warning", None, int(ref.removeprefix("warning:W-"))
+        if ref and ref.startswith("grant:R-"):
+            return "grant", None, int(ref.removeprefix("grant:R-"))
         return "", None, None
 
     async def _ignore(self, actor: str, event_id: str, target: str, why: Ignored) -> ReactionResult:
@@ -132,6 +139,10 @@ class ApprovalRules:
             assert measure_id is not None
             vote = await self.wf.early_warning.react(actor, event_id, measure_id, choice, own)
             return ReactionResult(ignored=vote.ignored, warning=vote.decision)
+        if kind == "grant":
+            assert measure_id is not None
+            confirmed = await self.wf.roles.react(actor, event_id, measure_id, choice, own)
+            return ReactionResult(ignored=confirmed.ignored, grant=confirmed.decision)
         if kind == "order":
             assert measure_id is not None
             if own or choice is not Choice.APPROVE:

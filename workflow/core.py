@@ -78,16 +78,15 @@ class Workflow:
         self.early_warning = EarlyWarningRules(self)
 
     async def roles_of(self, user_id: str) -> frozenset[Role]:
-        """Seed ∪ grants − revocations; a user on a server not allowed has none at all."""
+        """The config file's seed, plus the grants in force. A revocation only takes back a
+        grant: the seed always holds, so the file restores whatever chat did to its roles.
+        A user on a server not allowed has no role at all."""
         if not self.access.server_allowed(user_id):
             return frozenset()
-        roles = set(self.access.roles.get(user_id, frozenset()))
-        for role, granted in (await self.store.role_changes(user_id)).items():
-            if granted:
-                roles.add(Role(role))
-            else:
-                roles.discard(Role(role))
-        return frozenset(roles)
+        granted = (await self.store.role_changes(user_id)).items()
+        return self.access.roles.get(user_id, frozenset()) | {
+            Role(role) for role, on in granted if on
+        }
 
     async def audit(
         self,

@@ -1,6 +1,6 @@
-"""Time-driven steps: nudging approvers, expiring stale proposals, warning before a measure
-ends and ending it. Each step is keyed in the fired table, so it happens once per key even
-across restarts or with two processes running."""
+"""Time-driven steps: nudging approvers, expiring stale proposals and role grants waiting
+for a second admin, warning before a measure ends and ending it. Each step is keyed in the
+fired table, so it happens once per key even across restarts or with two processes running."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from config import Role
 from workflow.approvals import Decision
 from workflow.measures import Proposed
 from workflow.model import Measure, MeasureState, ProposalState
+from workflow.role_model import RequestDecision
 
 if TYPE_CHECKING:
     from storage.measures import MeasureStore
@@ -23,13 +24,16 @@ class Step(enum.StrEnum):
     EXPIRE = "expire"
     END_WARNING = "end-warning"
     END = "end"
+    GRANT_EXPIRE = "grant-expire"
 
 
 @dataclass(frozen=True)
 class Due:
     step: Step
     key: str
-    target: int  # a proposal id for NUDGE/EXPIRE, a measure id for END_WARNING/END
+    # A proposal id for NUDGE/EXPIRE, a measure id for END_WARNING/END, a role request id
+    # for GRANT_EXPIRE.
+    target: int
 
     @property
     def name(self) -> str:
@@ -68,6 +72,9 @@ class ScheduleRules:
             elif age >= policy.nudge_after:
                 interval = int(age / policy.nudge_after)
                 found.append(Due(Step.NUDGE, f"{proposal.ref}/{interval}", proposal.id))
+        for request in await self.wf.roles.pending():
+            if now - request.created_at >= policy.expire_after:
+                found.append(Due(Step.GRANT_EXPIRE, request.ref, request.id))
         for measure in await self.store.listing(
             None, [MeasureState.ACTIVE, MeasureState.PROVISIONAL]
         ):
@@ -81,7 +88,7 @@ class ScheduleRules:
                 found.append(Due(Step.END, key, measure.id))
         return [d for d in found if not await self.store.fired(d.step, d.key)]
 
-    async def run(self, due: Due) -> Nudge | Decision | Ending | None:
+    async def run(self, due: Due) -> Nudge | Decision | Ending | RequestDecision | None:
         """Performs one step, or nothing if it already happened (or no longer applies)."""
         if not await self.store.fire(due.step, due.key, self.wf.now):
             return None
@@ -99,6 +106,8 @@ class ScheduleRules:
             return Nudge(await self.wf.measures.context(proposal), approvers, hours)
         if due.step is Step.EXPIRE:
             return await self.wf.approvals.close(due.target, ProposalState.EXPIRED, "expiry")
+        if due.step is Step.GRANT_EXPIRE:
+            return await self.wf.roles.expire(due.target)
         measure = await self.wf.measures.require(due.target)
         if not measure.state.in_force:
             return None

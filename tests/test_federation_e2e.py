@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,15 +55,19 @@ class AuditTrail:
             )
             return [{**r._mapping, "detail": json.loads(r.detail or "{}")} for r in found]
 
-    async def entry(self, match: Callable[[AuditRow], bool], what: str) -> AuditRow:
-        """The first entry that matches, once the bot has written it."""
+    async def entry(self, **expected: str) -> AuditRow:
+        """The first entry with these column values, once the bot has written it."""
         deadline = asyncio.get_running_loop().time() + WAIT
         while True:
-            found = [row for row in await self.rows() if match(row)]
+            found = [
+                row
+                for row in await self.rows()
+                if all(row[column] == value for column, value in expected.items())
+            ]
             if found:
                 return found[0]
             if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(f"no audit entry for {what} within {WAIT}s")
+                raise AssertionError(f"no audit entry with {expected} within {WAIT}s")
             await asyncio.sleep(0.1)
 
     async def by(self, actor: str) -> list[AuditRow]:
@@ -198,19 +202,13 @@ async def test_foreign_partner_is_refused_and_audited_until_allowed(setting: Set
         for command in ("!ping", f"!dossier show {dossier}"):
             event_id, reply = await answer(partner, coordination, command)
             assert NO_ROLE in reply and TITLE not in reply, reply
-            refused = await trail.entry(
-                lambda r, e=event_id: r["actor"] == partner.user_id and r["event_id"] == e,
-                f"{command} from {partner.user_id}",
-            )
+            refused = await trail.entry(actor=partner.user_id, event_id=event_id)
             assert refused["action"].startswith("refused:"), refused
 
         # A vote (Element-style, encrypted) does not count, and that is audited.
         await scroll_back_to(partner, approvals, prompt.event_id)
         vote = await partner.react(approvals, prompt.event_id, "✅", encrypted=True)
-        ignored = await trail.entry(
-            lambda r: r["actor"] == partner.user_id and r["event_id"] == vote,
-            f"the partner's ✅ on {proposal}",
-        )
+        ignored = await trail.entry(actor=partner.user_id, event_id=vote)
         assert (ignored["action"], ignored["target"]) == ("vote.ignored", proposal), ignored
         # Its redaction changes nothing: there was no vote to withdraw.
         await redact(partner, approvals, vote)
@@ -222,10 +220,7 @@ async def test_foreign_partner_is_refused_and_audited_until_allowed(setting: Set
 
         # An invite into a room on B: declined, and audited.
         theirs = await partner.create_room("partner agency", invite=[world.setup.user_id])
-        declined = await trail.entry(
-            lambda r: r["actor"] == partner.user_id and r["target"] == theirs,
-            f"the partner's invite into {theirs}",
-        )
+        declined = await trail.entry(actor=partner.user_id, target=theirs)
         assert declined["action"] == "refused:invite", declined
         assert "server is not allowed" in declined["detail"]["reason"], declined
         left = await partner.wait_for(
@@ -284,12 +279,7 @@ async def test_foreign_moderator_cannot_withdraw_an_approvers_vote(
             await make_moderator(world, approvals, partner)
 
             vote = await ap1.react(approvals, prompt.event_id, "✅", encrypted=True)
-            await trail.entry(
-                lambda r: (
-                    (r["actor"], r["action"], r["event_id"]) == (ap1.user_id, "vote.approve", vote)
-                ),
-                f"ap1's vote on {proposal}",
-            )
+            await trail.entry(actor=ap1.user_id, action="vote.approve", event_id=vote)
             await partner.wait_for(approvals, lambda e: e.event_id == vote, timeout=WAIT)
             redaction = await redact(partner, approvals, vote)
             _, barrier = await answer(partner, approvals, "!ping")  # after the redaction on A
@@ -305,10 +295,7 @@ async def test_foreign_moderator_cannot_withdraw_an_approvers_vote(
             # ap1's vote still counts: with ap2's, the quorum of two is reached.
             await ap2.wait_for(approvals, lambda e: e.event_id == redaction, timeout=WAIT)
             await ap2.react(approvals, prompt.event_id, "✅")
-            approved = await trail.entry(
-                lambda r: (r["action"], r["target"]) == ("proposal.approved", proposal),
-                f"{proposal} approved",
-            )
+            approved = await trail.entry(action="proposal.approved", target=proposal)
             assert ap1.user_id in approved["detail"]["by"], approved
             assert ap2.user_id in approved["detail"]["by"], approved
         finally:

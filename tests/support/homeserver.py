@@ -333,7 +333,9 @@ class Homeserver:
         process = self._process
         if process is None:
             raise HomeserverError("Synapse was not launched")
-        probes = [(f"{self.url}/_matrix/client/versions", None)]
+        probes: list[tuple[str, ssl.SSLContext | None]] = [
+            (f"{self.url}/_matrix/client/versions", None)
+        ]
         if self.federation_port is not None:
             unchecked = ssl.create_default_context()
             unchecked.check_hostname = False

@@ -14,6 +14,7 @@ otherwise keeps Synapse from federating with private addresses.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -27,7 +28,6 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from ipaddress import IPv4Address
@@ -91,6 +91,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def free_ports(count: int) -> list[int]:
+    """`count` distinct unused loopback ports: all held open while the kernel picks."""
+    with contextlib.ExitStack() as stack:
+        sockets = [
+            stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            for _ in range(count)
+        ]
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+
+
 def port_is_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         try:
@@ -139,11 +151,6 @@ class Homeserver:
         self._form_secret: str = previous.get("form_secret") or secrets.token_hex(32)
         self._process: subprocess.Popen[bytes] | None = None
 
-    @classmethod
-    def federating(cls, base_dir: Path) -> Homeserver:
-        """A fresh server on free ports that federates with any other one made here."""
-        return cls(base_dir, federation_port=free_port())
-
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
@@ -151,11 +158,6 @@ class Homeserver:
     @property
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
-
-    @property
-    def pid(self) -> int | None:
-        """Synapse's own process (started directly, not through a shell)."""
-        return self._process.pid if self.running and self._process else None
 
     def _previous_config(self) -> dict[str, Any]:
         if not self.config_path.exists():
@@ -319,6 +321,7 @@ class Homeserver:
         self._write_config()
         with self.log_path.open("ab") as log:
             # stdout/stderr only carry startup crashes; the regular log goes via log_config.
+            # Synapse itself, not a shell around it: its PID is the one stop() signals.
             self._process = subprocess.Popen(
                 [synapse_python(), "-m", "synapse.app.homeserver", "-c", str(self.config_path)],
                 cwd=self.base_dir,
@@ -440,15 +443,17 @@ class Federation:
     b: Homeserver
 
 
-@contextmanager
+@contextlib.contextmanager
 def federation(base_dir: Path) -> Iterator[Federation]:
     """Starts two fresh federating servers side by side, and stops both however it ends.
 
     Fresh databases each time: a failed federation attempt leaves backoff state behind, and
     a server's name (its port) may not change under an existing database.
     """
+    client_a, federation_a, client_b, federation_b = free_ports(4)
     pair = Federation(
-        Homeserver.federating(base_dir / "server-a"), Homeserver.federating(base_dir / "server-b")
+        Homeserver(base_dir / "server-a", port=client_a, federation_port=federation_a),
+        Homeserver(base_dir / "server-b", port=client_b, federation_port=federation_b),
     )
     try:
         for server in (pair.a, pair.b):

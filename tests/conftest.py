@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.homeserver import Homeserver
+from tests.support.homeserver import Federation, Homeserver, federation
 from tests.support.matrix_user import MatrixUser
 from tests.support.world import World, build_world
 
@@ -34,6 +34,13 @@ def homeserver_default_limits(tmp_path_factory: pytest.TempPathFactory) -> Itera
     hs.start()
     yield hs
     hs.stop()
+
+
+@pytest.fixture(scope="session")
+def federated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Federation]:
+    """Two federating homeservers, started once per session (per xdist worker) on demand."""
+    with federation(tmp_path_factory.mktemp("federation")) as pair:
+        yield pair
 
 
 @pytest.fixture

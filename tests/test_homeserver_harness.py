@@ -5,8 +5,8 @@ from __future__ import annotations
 import nio
 import pytest
 
-from tests.conftest import UserFactory
-from tests.support.homeserver import Homeserver
+from tests.conftest import UserFactory, users_on
+from tests.support.homeserver import Federation, Homeserver
 from tests.support.matrix_user import content
 
 pytestmark = pytest.mark.homeserver
@@ -72,3 +72,26 @@ async def test_sync_survives_homeserver_restart(
     event_id = await alice.say(room, "still there?")
     message = await bob.wait_for(room, lambda e: e.event_id == event_id, timeout=60)
     assert content(message)["body"] == "still there?"
+
+
+async def test_two_homeservers_federate_with_encryption(
+    federated: Federation, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A room on A, a member on B: invite and join cross, encrypted messages go both ways."""
+    assert federated.a.server_name != federated.b.server_name
+    async with (
+        users_on(federated.a, tmp_path_factory) as on_a,
+        users_on(federated.b, tmp_path_factory) as on_b,
+    ):
+        alice, bob = await on_a("alice"), await on_b("bob")
+        assert bob.user_id.endswith(":" + federated.b.server_name)
+        room = await alice.create_room("federated", invite=[bob.user_id])
+        await bob.join(room)
+        await alice.wait_for_member(room, bob.user_id)
+
+        there = await alice.say(room, "hello from A")
+        message = await bob.wait_for(room, lambda e: e.event_id == there)
+        assert message.decrypted and content(message)["body"] == "hello from A"
+        back = await bob.say(room, "hello from B")
+        answer = await alice.wait_for(room, lambda e: e.event_id == back)
+        assert answer.decrypted and content(answer)["body"] == "hello from B"

@@ -77,7 +77,7 @@ async def _reconcile_prompt(
     async with pipeline.db.transaction() as session:
         missing = await pipeline.workflow(session).approvals.missing_votes(ref, present)
     for reaction_id in missing:
-        redaction = await _redaction_of(client, room_id, reaction_id)
+        redaction = await redaction_of(client, room_id, reaction_id)
         if redaction is None:
             # Not redacted, or not readable now: the vote stays as it is, never withdrawn
             # on a guess; the sync loop still delivers a redaction that comes later.
@@ -90,7 +90,7 @@ async def _reconcile_prompt(
     return len(reactions)
 
 
-async def _redaction_of(client: AsyncClient, room_id: str, event_id: str) -> Event | None:
+async def redaction_of(client: AsyncClient, room_id: str, event_id: str) -> Event | None:
     """The redaction that removed `event_id`, as the homeserver recorded it."""
     response = await client.room_get_event(room_id, event_id)
     if not isinstance(response, RoomGetEventResponse):

@@ -17,7 +17,7 @@ import pytest
 
 import bot.app
 from bot.pipeline import Pipeline
-from bot.reconcile import _redaction_of, reconcile_prompts
+from bot.reconcile import reconcile_prompts, redaction_of
 from tests.conftest import UserFactory
 from tests.support.matrix_user import MatrixUser
 from tests.support.world import World
@@ -111,7 +111,7 @@ async def test_a_redaction_by_another_user_leaves_the_vote_counted(
         reconciled.clear()
         await world.admin.redact(approvals, vote2)
         # What the read-back finds: the homeserver's record of who redacted the reaction.
-        redaction = await _redaction_of(world.admin.client, approvals, vote2)
+        redaction = await redaction_of(world.admin.client, approvals, vote2)
         assert isinstance(redaction, nio.RedactionEvent)
         assert redaction.sender == world.admin.user_id and redaction.redacts == vote2
 

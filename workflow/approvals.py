@@ -83,7 +83,7 @@ class Feedback:
 
     @property
     def name(self) -> str:
-        return self.ref.split(":", 1)[1]
+        return _name(self.ref)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 import bot
 from bot.backoff import Backoff
 from bot.calendar_feed import CalendarFeed
+from bot.clear_relations import keep_clear_relations
 from bot.health import Health, SyncStatus
 from bot.intake.api import IntakeApi
 from bot.intake.form import ReportForm
@@ -173,6 +174,7 @@ class Aegis:
         while not self.stop.is_set():
             try:
                 await login(self.client, self.settings.matrix)
+                keep_clear_relations(self.client)
                 break
             except (TimeoutError, OSError, ConnectionError) as exc:
                 log.warning("homeserver unreachable at start: %r", exc)

@@ -22,6 +22,7 @@ from nio import Event, MegolmEvent, ReactionEvent, RedactionEvent, RoomMessageTe
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.clear_relations import relation_matches
 from bot.render import (
     CREATE_ROOM,
     MESSAGE,
@@ -137,24 +138,43 @@ class Pipeline:
         """A reaction, a redaction or a thread reply: votes, acknowledgements, rationales."""
 
         async def work(session: AsyncSession, workflow: Workflow) -> None:
-            announcements = await self._signal(workflow, event)
+            announcements = await self._signal(workflow, room_id, event)
             await self.enqueue_announcements(session, event.event_id, announcements)
 
         await self._once(room_id, event, work, answer_failure=False)
 
-    async def _signal(self, workflow: Workflow, event: Event) -> tuple[Announcement, ...]:
+    async def _signal(
+        self, workflow: Workflow, room_id: str, event: Event
+    ) -> tuple[Announcement, ...]:
+        """The room an event was seen in is the homeserver's word, never the event's own
+        claim; so is, for an encrypted event, the relation in clear (bot/clear_relations)."""
         if isinstance(event, ReactionEvent):
             own = event.sender == self.own_user_id
             result = await workflow.approvals.react(
-                event.sender, event.event_id, event.reacts_to, event.key, own
+                event.sender,
+                event.event_id,
+                event.reacts_to,
+                event.key,
+                own,
+                room_id=room_id,
+                relation_matches=relation_matches(event),
             )
             return reacted(result, self.tz)
         if isinstance(event, RedactionEvent):
-            await workflow.approvals.unreact(event.sender, event.event_id, event.redacts)
+            await workflow.approvals.unreact(
+                event.sender, event.event_id, event.redacts, room_id=room_id
+            )
             return ()
         assert isinstance(event, RoomMessageText)
         root = _relation(event)[1]
-        await workflow.approvals.rationale(event.sender, event.event_id, root, event.body)
+        await workflow.approvals.rationale(
+            event.sender,
+            event.event_id,
+            root,
+            event.body,
+            room_id=room_id,
+            relation_matches=relation_matches(event),
+        )
         return ()
 
     async def _known(self, room_id: str) -> bool:
@@ -280,7 +300,11 @@ class Pipeline:
             Row(
                 room,
                 MESSAGE,
-                notice(announcement.reply, mentions=announcement.mentions),
+                notice(
+                    announcement.reply,
+                    mentions=announcement.mentions,
+                    thread_of=announcement.thread,
+                ),
                 announcement.ref,
             )
         ]

@@ -1,12 +1,26 @@
 """After a restart, the votes on every pending prompt are read back from the homeserver
 (the relations API), so the count matches the room even if an event slipped past the
-pipeline. The pipeline's handled-event marks make a second sighting a no-op."""
+pipeline. The pipeline's handled-event marks make a second sighting a no-op.
+
+A counted reaction the relations API no longer returns was redacted; whether that withdraws
+the vote depends on who redacted it, so the redaction itself is fetched (the redacted
+event's `unsigned.redacted_because`) and handed to the pipeline like one seen in a sync:
+the same rule decides on both paths, and the same handled-event mark keeps it to once."""
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
-from nio import AsyncClient, EncryptionError, Event, MegolmEvent, ReactionEvent
+from nio import (
+    AsyncClient,
+    EncryptionError,
+    Event,
+    MegolmEvent,
+    ReactionEvent,
+    RedactionEvent,
+    RoomGetEventResponse,
+)
 from nio.api import RelationshipType
 
 from bot.pipeline import Pipeline
@@ -15,8 +29,8 @@ log = logging.getLogger(__name__)
 
 
 async def reconcile_prompts(client: AsyncClient, pipeline: Pipeline) -> int:
-    """Counts reactions found and passes each to the pipeline; votes whose reaction is gone
-    from the room (redacted while the bot was down) are withdrawn.
+    """Counts reactions found and passes each to the pipeline, then the redactions of
+    counted reactions that are gone from the room (redacted while the bot was down).
 
     A safety net, never a reason not to start: a prompt that cannot be read back is logged
     and left as it is (the sync loop still sees every new reaction)."""
@@ -61,5 +75,30 @@ async def _reconcile_prompt(
     for reaction in reactions:
         await pipeline.handle(room_id, reaction)
     async with pipeline.db.transaction() as session:
-        await pipeline.workflow(session).approvals.forget_missing(ref, present)
+        missing = await pipeline.workflow(session).approvals.missing_votes(ref, present)
+    for reaction_id in missing:
+        redaction = await redaction_of(client, room_id, reaction_id)
+        if redaction is None:
+            # Not redacted, or not readable now: the vote stays as it is, never withdrawn
+            # on a guess; the sync loop still delivers a redaction that comes later.
+            log.warning(
+                "a counted reaction is missing from the relations and shows no redaction",
+                extra={"room_id": room_id, "event_id": reaction_id},
+            )
+            continue
+        await pipeline.handle(room_id, redaction)
     return len(reactions)
+
+
+async def redaction_of(client: AsyncClient, room_id: str, event_id: str) -> Event | None:
+    """The redaction that removed `event_id`, as the homeserver recorded it."""
+    response = await client.room_get_event(room_id, event_id)
+    if not isinstance(response, RoomGetEventResponse):
+        return None
+    because: dict[str, Any] = response.event.source.get("unsigned", {}).get("redacted_because")
+    if not because:
+        return None
+    # Room versions 11 and later keep `redacts` in the content only.
+    redacts = because.get("redacts") or because.get("content", {}).get("redacts")
+    redaction = RedactionEvent.from_dict({**because, "redacts": redacts})
+    return redaction if isinstance(redaction, RedactionEvent) else None

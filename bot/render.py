@@ -49,8 +49,12 @@ def to_html(reply: Reply) -> str:
 
 
 def notice(
-    reply: Reply, in_reply_to: str | None = None, mentions: tuple[str, ...] = ()
+    reply: Reply,
+    in_reply_to: str | None = None,
+    mentions: tuple[str, ...] = (),
+    thread_of: str | None = None,
 ) -> dict[str, Any]:
+    """`thread_of` names (see `placeholder`) the message whose thread this notice goes in."""
     body, html = to_plain(reply), to_html(reply)
     if mentions:
         body = " ".join(mentions) + "\n" + body
@@ -67,6 +71,15 @@ def notice(
     }
     if in_reply_to:
         content["m.relates_to"] = {"m.in_reply_to": {"event_id": in_reply_to}}
+    if thread_of:
+        root = placeholder(thread_of)
+        content["m.relates_to"] = {
+            "rel_type": "m.thread",
+            "event_id": root,
+            # Clients without threads show it as a reply to the root instead.
+            "is_falling_back": True,
+            "m.in_reply_to": {"event_id": root},
+        }
     return content
 
 

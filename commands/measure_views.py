@@ -11,9 +11,9 @@ from commands.early_warning_views import warning_decided
 from commands.formatting import age, when
 from commands.replies import Announcement, Reply, RoomKey, Severity
 from commands.role_views import decided as grant_decided
-from workflow.approvals import Decision, ReactionResult, order_ref, prompt_ref
+from workflow.approvals import Decision, Feedback, ReactionResult, order_ref, prompt_ref
 from workflow.measures import Proposed
-from workflow.model import Measure, MeasureState, ProposalAction, ProposalState
+from workflow.model import Choice, Measure, MeasureState, ProposalAction, ProposalState
 from workflow.role_model import RequestDecision
 from workflow.schedule import Ending, Nudge
 
@@ -71,7 +71,7 @@ def prompt(proposed: Proposed, now: datetime, tz: ZoneInfo) -> Announcement:
             fields=_fields(proposed, now, tz),
             lines=(
                 f"Tap {APPROVE} to approve or {REJECT} to reject; "
-                "reply in a thread to give your rationale.",
+                "once you have voted, reply in a thread to give your rationale.",
             ),
         ),
         ref=prompt_ref(p),
@@ -252,7 +252,24 @@ def acknowledged(measure: Measure) -> Announcement:
     )
 
 
+def not_counted(feedback: Feedback) -> Announcement:
+    """Told once per user and prompt, in the prompt's thread: IDs only, no dossier content."""
+    mark = APPROVE if feedback.choice is Choice.APPROVE else REJECT
+    return Announcement(
+        feedback.room_id,
+        Reply(
+            f"Your {mark} on {feedback.name} does not count: {feedback.why}",
+            Severity.WARNING,
+            lines=("Further votes of yours on it will not be answered either.",),
+        ),
+        mentions=(feedback.voter,),
+        thread=feedback.ref,
+    )
+
+
 def reacted(result: ReactionResult, tz: ZoneInfo) -> tuple[Announcement, ...]:
+    if result.feedback is not None:
+        return (not_counted(result.feedback),)
     if result.decision is not None:
         return decision_announcements(result.decision, tz)
     if result.acknowledged is not None:

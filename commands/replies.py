@@ -63,7 +63,8 @@ class Announcement:
 
     `ref` names the message so later events can find it (reactions on a prompt, an order to
     acknowledge); `replaces` edits the message named so instead of posting a new one;
-    `reactions` are the bot's own, set on it at once (so an approver only taps)."""
+    `reactions` are the bot's own, set on it at once (so an approver only taps); `thread`
+    posts it in the thread under the message named so (a notice about a vote on a prompt)."""
 
     room: RoomKey | str
     reply: Reply
@@ -71,3 +72,4 @@ class Announcement:
     replaces: str | None = None
     reactions: tuple[str, ...] = ()
     mentions: tuple[str, ...] = ()
+    thread: str | None = None

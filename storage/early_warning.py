@@ -339,8 +339,9 @@ class EarlyWarningStore:
     async def votes(self, warning_id: int) -> list[Vote]:
         return await self.votes_table.current(warning_id)
 
-    async def vote_warning(self, reaction_event_id: str) -> int | None:
-        return await self.votes_table.owner_of(reaction_event_id)
+    async def vote_warning(self, reaction_event_id: str) -> tuple[int, str] | None:
+        """(warning, voter) of a reaction that counted as a vote on a sector warning."""
+        return await self.votes_table.ballot(reaction_event_id)
 
     async def withdraw_vote(self, reaction_event_id: str, at: datetime) -> None:
         await self.votes_table.withdraw(reaction_event_id, at)

@@ -14,7 +14,7 @@ from storage import outbox
 from storage.dossiers import aware, utc_or_none
 from storage.runtime import dialect_insert
 from storage.tables import DossierRow, FiredRow, MeasureRow, ProposalRow, VoteRow
-from storage.votes import VoteTable
+from storage.votes import VoteTable, first_feedback
 from workflow.model import (
     Choice,
     Measure,
@@ -178,8 +178,9 @@ class MeasureStore:
         """The proposal whose vote was withdrawn, or None if the reaction was no vote."""
         return await self.votes_table.withdraw(reaction_event_id, at)
 
-    async def vote_proposal(self, reaction_event_id: str) -> int | None:
-        return await self.votes_table.owner_of(reaction_event_id)
+    async def vote_proposal(self, reaction_event_id: str) -> tuple[int, str] | None:
+        """(proposal, voter) of a reaction that counted as a vote on a proposal."""
+        return await self.votes_table.ballot(reaction_event_id)
 
     async def votes(self, proposal_id: int) -> list[Vote]:
         return await self.votes_table.current(proposal_id)
@@ -201,3 +202,9 @@ class MeasureStore:
 
     async def event_of_ref(self, ref: str) -> tuple[str, str] | None:
         return await outbox.event_of_ref(self.session, ref)
+
+    async def named_event(self, event_id: str) -> tuple[str, str] | None:
+        return await outbox.named(self.session, event_id)
+
+    async def first_feedback(self, ref: str, user_id: str, at: datetime) -> bool:
+        return await first_feedback(self.session, ref, user_id, at)

@@ -102,3 +102,15 @@ async def ref_of_event(session: AsyncSession, event_id: str) -> str | None:
             )
         )
     ).first()
+
+
+async def named(session: AsyncSession, event_id: str) -> tuple[str, str] | None:
+    """(name, room) of the named message a Matrix event is: where reactions on it count."""
+    row = (
+        await session.execute(
+            select(OutboxMessage.ref, OutboxMessage.room_id).where(
+                OutboxMessage.sent_event_id == event_id, OutboxMessage.ref.is_not(None)
+            )
+        )
+    ).first()
+    return (str(row[0]), str(row[1])) if row else None

@@ -269,6 +269,15 @@ class VoteRow(Base):
     withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
+class VoteFeedbackRow(Base):
+    """Who was told that a vote of theirs on a named prompt does not count: once each."""
+
+    __tablename__ = "vote_feedback"
+    ref: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    told_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class FiredRow(Base):
     """What the scheduler already did: the unique key makes each nudge, warning or expiry
     happen once, across restarts and even with two processes started by mistake."""

@@ -1,5 +1,6 @@
 """Votes cast by reaction, for any kind of thing decided by reaction (proposals, sector
-warnings): one row per reaction that counted, withdrawn by a redaction while still open."""
+warnings): one row per reaction that counted, withdrawn by its voter's redaction while still
+open; and the one notice each user gets for votes of theirs that do not count."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.dossiers import aware
 from storage.runtime import dialect_insert
+from storage.tables import VoteFeedbackRow
 from workflow.model import Choice, Vote
 
 
@@ -51,13 +53,16 @@ class VoteTable:
             Vote(r.voter, Choice(r.choice), r.reaction_event_id, aware(r.cast_at)) for r in rows
         ]
 
-    async def owner_of(self, reaction_event_id: str) -> int | None:
-        owner: int | None = (
-            await self.session.scalars(
-                select(self.owner).where(self.table.reaction_event_id == reaction_event_id)
+    async def ballot(self, reaction_event_id: str) -> tuple[int, str] | None:
+        """(what it voted on, voter) of a reaction that counted, withdrawn or not."""
+        row = (
+            await self.session.execute(
+                select(self.owner, self.table.voter).where(
+                    self.table.reaction_event_id == reaction_event_id
+                )
             )
         ).first()
-        return owner
+        return (int(row[0]), str(row[1])) if row else None
 
     async def withdraw(self, reaction_event_id: str, at: datetime) -> int | None:
         """What the withdrawn vote was on, or None if the reaction was no standing vote."""
@@ -77,3 +82,13 @@ class VoteTable:
             .values(withdrawn_at=at)
         )
         return int(owner)
+
+
+async def first_feedback(session: AsyncSession, ref: str, user_id: str, at: datetime) -> bool:
+    """True the first time only for this named prompt and user: the one notice is owed."""
+    stmt = (
+        dialect_insert(session)(VoteFeedbackRow)
+        .values(ref=ref, user_id=user_id, told_at=at)
+        .on_conflict_do_nothing(index_elements=["ref", "user_id"])
+    )
+    return bool((await session.execute(stmt)).rowcount)  # type: ignore[attr-defined]

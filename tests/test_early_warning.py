@@ -419,7 +419,8 @@ async def test_company_text_is_escaped_in_the_room(chat: Chat) -> None:
 
 async def test_restart_reconciliation_reads_back_warning_prompts(database: Database) -> None:
     """The relations read-back after a restart covers warning prompts too: a vote whose
-    reaction is gone from the room is withdrawn, a decided warning is left alone."""
+    reaction is gone from the room is looked up, and its voter's redaction withdraws it
+    (someone else's does not); a decided warning is left alone."""
     chat = make_chat(database)
     chat.policy = Policy(timezone=BRUSSELS, quorum=3)
     await chat.say(LIAISON, '!ew warn sector=all "drones over sites"')
@@ -430,10 +431,17 @@ async def test_restart_reconciliation_reads_back_warning_prompts(database: Datab
     async with chat.workflow() as wf:
         prompts = await wf.approvals.open_prompts()
         assert prompts == [(warning_ref(1), "!approvals", "$w1")]  # W-2's prompt is not out
-        await wf.approvals.forget_missing(warning_ref(1), {"$kept"})
+        assert await wf.approvals.missing_votes(warning_ref(1), {"$kept"}) == ["$gone"]
+    await chat.unreact(LIAISON, "$gone")
+    async with chat.workflow() as wf:
+        assert await wf.approvals.missing_votes(warning_ref(1), {"$kept"}) == ["$gone"]
+    await chat.unreact(MINA, "$gone")
+    async with chat.workflow() as wf:
+        assert await wf.approvals.missing_votes(warning_ref(1), {"$kept"}) == []
         assert [v.voter for v in await wf.store.early_warning.votes(1)] == [WARDEN]
     async with database.transaction() as session:
-        assert [e.action for e in await entries_for(session, "W-1")][-1] == "vote.withdrawn"
+        trail = [e.action for e in await entries_for(session, "W-1")]
+    assert trail[-2:] == ["vote.redaction_ignored", "vote.withdrawn"]
 
 
 async def test_a_local_time_with_an_offset_comes_back_as_the_same_instant(chat: Chat) -> None:

@@ -117,8 +117,9 @@ async def test_only_approvers_count_and_never_the_proposer(chat: Chat, database:
     assert await state_of(chat, "M-1") == "active"
     late = await chat.react(MARC, prompt, "❌")
     assert late.ignored is Ignored.DECIDED and await state_of(chat, "M-1") == "active"
-    ignored = [a for _, a, _ in await audit_actions(database) if a == "vote.ignored"]
-    assert len(ignored) == 4
+    # The bot's own pre-set ✅ is no vote and leaves no trace; the three others are audited.
+    ignored = [(u, a) for u, a, _ in await audit_actions(database) if a == "vote.ignored"]
+    assert ignored == [(u, "vote.ignored") for u in (POLICE, BOTH, MARC)]
     assert (MINA, "proposal.approved", "P-1") in await audit_actions(database)
 
 
@@ -264,10 +265,11 @@ async def test_police_acknowledge_by_reaction_or_command(chat: Chat) -> None:
         await propose(chat, ref)
         await chat.react(MINA, f"$prompt-P-{n}")
         await chat.posted(f"order:M-{n}", f"$order-M-{n}", "!operations")
-    assert (await chat.react(MINA, "$order-M-1")).ignored is Ignored.NOT_POLICE
-    acked = await chat.react(POLICE, "$order-M-1")
+    ops = "!operations"
+    assert (await chat.react(MINA, "$order-M-1", room=ops)).ignored is Ignored.NOT_POLICE
+    acked = await chat.react(POLICE, "$order-M-1", room=ops)
     assert acked.acknowledged is not None and acked.acknowledged.acknowledged_by == POLICE
-    assert (await chat.react(POLICE, "$order-M-1")).acknowledged is None  # once
+    assert (await chat.react(POLICE, "$order-M-1", room=ops)).acknowledged is None  # once
     by_command = await chat.say(POLICE, "!measure ack M-2")
     assert (
         by_command.severity is Severity.SUCCESS and by_command.also[0].room is RoomKey.COORDINATION
@@ -279,17 +281,168 @@ async def test_police_acknowledge_by_reaction_or_command(chat: Chat) -> None:
     )
 
 
-async def test_first_thread_rationale_is_kept_with_the_decision(chat: Chat) -> None:
+async def test_first_thread_rationale_is_kept_with_the_decision(database: Database) -> None:
+    chat = make_chat(database, quorum=2)
     await propose(chat, await dossier(chat))
-    async with chat.workflow() as wf:
-        assert await wf.approvals.rationale(POLICE, "$t0", "$prompt-P-1", "not mine") is None
-        assert (
-            await wf.approvals.rationale(MINA, "$t1", "$prompt-P-1", "threat is credible")
-            is not None
-        )
-        assert await wf.approvals.rationale(MARC, "$t2", "$prompt-P-1", "second opinion") is None
+    assert not await chat.rationale(POLICE, "$prompt-P-1", "not mine")
+    await chat.react(MINA, "$prompt-P-1")
+    assert await chat.rationale(MINA, "$prompt-P-1", "threat is credible")
     decision = (await chat.react(MARC, "$prompt-P-1")).decision
     assert decision is not None and decision.rationale == "threat is credible"
+    assert not await chat.rationale(MARC, "$prompt-P-1", "second opinion")  # the first only
+
+
+async def test_rationale_only_from_an_approver_who_voted_and_is_not_the_proposer(
+    database: Database,
+) -> None:
+    """Words kept as the reason of a decision come from someone who took part in it: not
+    a bystander, not an approver who has not voted (or withdrew), not the proposer (who
+    holds approver here), not from another room, not with a relation hidden in ciphertext."""
+    chat = make_chat(database, quorum=2)
+    await propose(chat, await dossier(chat), who=BOTH)
+    prompt = "$prompt-P-1"
+    assert not await chat.rationale(MINA, prompt, "before voting")
+    await chat.react(BOTH, prompt)  # the proposer's own vote: does not count
+    assert not await chat.rationale(BOTH, prompt, "my own proposal is fine")
+    await chat.react(MINA, prompt, event_id="$mina-yes")
+    await chat.unreact(MINA, "$mina-yes")
+    assert not await chat.rationale(MINA, prompt, "withdrawn, then explained")
+    await chat.react(MINA, prompt)
+    assert not await chat.rationale(MINA, prompt, "from elsewhere", room="!coordination")
+    assert not await chat.rationale(MINA, prompt, "sealed", relation_matches=False)
+    assert not await chat.rationale(ANALYST, prompt, "I agree")
+    assert await chat.rationale(MINA, prompt, "credible threat")
+    decision = (await chat.react(MARC, prompt)).decision
+    assert decision is not None and decision.rationale == "credible threat"
+    assert (MINA, "proposal.rationale", "P-1") in await audit_actions(database)
+
+
+async def test_a_vote_counts_only_in_the_prompts_own_room_with_its_relation_in_clear(
+    chat: Chat, database: Database
+) -> None:
+    """A reaction seen in another room (an encrypted one can name the prompt's event ID
+    inside its ciphertext) or whose encrypted relation is not the one in clear is ignored
+    and audited, with no feedback; the same approver's ✅ in the room then decides."""
+    await propose(chat, await dossier(chat))
+    elsewhere = await chat.react(MINA, "$prompt-P-1", room="!coordination")
+    assert elsewhere.ignored is Ignored.ELSEWHERE and elsewhere.feedback is None
+    sealed = await chat.react(MINA, "$prompt-P-1", relation_matches=False)
+    assert sealed.ignored is Ignored.SEALED and sealed.feedback is None
+    assert await state_of(chat, "M-1") == "proposed"
+    # An order's acknowledgement, too, counts only in the order's room.
+    assert (await chat.react(MINA, "$prompt-P-1")).decision is not None
+    await chat.posted("order:M-1", "$order-M-1", room="!operations")
+    assert (await chat.react(POLICE, "$order-M-1")).ignored is Ignored.ELSEWHERE
+    assert (await chat.react(POLICE, "$order-M-1", room="!operations")).acknowledged
+    async with database.transaction() as s:
+        rows = await s.execute(
+            text("SELECT actor, target, detail FROM audit_log WHERE action = 'vote.ignored'")
+        )
+        reasons = [(r[0], r[1], json.loads(r[2])["reason"]) for r in rows]
+    assert reasons == [
+        (MINA, "P-1", "not in the prompt's room"),
+        (MINA, "P-1", "the relation in clear differs from the encrypted one"),
+        (POLICE, "M-1", "not in the prompt's room"),
+    ]
+
+
+async def test_only_the_voters_own_redaction_withdraws_a_vote(
+    database: Database,
+) -> None:
+    """A room moderator (or anyone whose redaction the homeserver accepts) cannot take an
+    approver's vote away: the redaction is audited and the vote stays; nor does the voter's
+    redaction sent from another room count. The voter's own redaction withdraws it."""
+    chat = make_chat(database, quorum=2)
+    await propose(chat, await dossier(chat))
+    await chat.react(MINA, "$prompt-P-1", event_id="$mina-yes")
+    await chat.unreact(CHIEF, "$mina-yes")
+    await chat.unreact(MINA, "$mina-yes", room="!coordination")
+    async with chat.workflow() as wf:
+        assert [v.voter for v in await wf.store.measures.votes(1)] == [MINA]
+    decided = await chat.react(MARC, "$prompt-P-1")
+    assert decided.decision is not None and decided.decision.by == f"{MINA}, {MARC}"
+
+    await propose(chat, await dossier(chat))
+    await chat.react(MINA, "$prompt-P-2", event_id="$mina-again")
+    await chat.unreact(MINA, "$mina-again")
+    assert (await chat.react(MARC, "$prompt-P-2")).decision is None  # one standing vote
+    async with database.transaction() as s:
+        rows = await s.execute(
+            text(
+                "SELECT actor, action, target, detail FROM audit_log"
+                " WHERE action LIKE 'vote.redaction%' OR action = 'vote.withdrawn'"
+            )
+        )
+        trail = [(r[0], r[1], r[2], json.loads(r[3])) for r in rows]
+    assert trail == [
+        (
+            CHIEF,
+            "vote.redaction_ignored",
+            "P-1",
+            {"reason": "redacted by someone other than the voter", "voter": MINA},
+        ),
+        (
+            MINA,
+            "vote.redaction_ignored",
+            "P-1",
+            {"reason": "the redaction is not in the prompt's room", "voter": MINA},
+        ),
+        (MINA, "vote.withdrawn", "P-2", {}),
+    ]
+
+
+async def test_a_vote_that_does_not_count_is_told_once_per_user_and_prompt(
+    database: Database,
+) -> None:
+    """The proposer's own, a user without the role, a late vote: one notice each, in the
+    prompt's thread, IDs only; a second such vote by the same user on the same prompt is
+    not answered again (the record is in the database, so not after a restart either)."""
+    chat = make_chat(database, quorum=1)
+    ref = await dossier(chat)
+    await propose(chat, ref, who=BOTH)
+    prompt = "$prompt-P-1"
+    assert (await chat.react(BOT, prompt, own=True)).feedback is None
+    proposer = await chat.react(BOTH, prompt, "👍")
+    role = await chat.react(ANALYST, prompt, "❌")
+    assert (await chat.react(ANALYST, prompt, "✅")).feedback is None  # told once already
+    assert (await chat.react(BOTH, prompt)).feedback is None
+    assert (await chat.react(MINA, prompt)).decision is not None
+    late = await chat.react(MARC, prompt, "✖️")
+    assert (await chat.react(MARC, prompt)).feedback is None
+    told = [proposer.feedback, role.feedback, late.feedback]
+    assert [(f.voter, f.why) for f in told if f] == [
+        (BOTH, Ignored.PROPOSER),
+        (ANALYST, Ignored.NOT_APPROVER),
+        (MARC, Ignored.DECIDED),
+    ]
+    from commands.measure_views import reacted
+
+    [notice] = reacted(role, BRUSSELS)
+    assert notice.room == "!approvals" and notice.thread == "prompt:P-1"
+    assert notice.mentions == (ANALYST,)
+    assert notice.reply.title == "Your ❌ on P-1 does not count: not an approver"
+    shown = text_of(notice.reply)
+    for personal in (ref, "Visit of the President", "close-protection", "visit programme"):
+        assert personal not in shown
+
+    # A sector warning's prompt follows the same rules, its feedback too.
+    await chat.say(LIAISON, '!ew warn sector=all "drones over sites"')
+    await chat.posted("warning:W-1", "$w1")
+    assert (await chat.react(BOT, "$w1", own=True)).feedback is None
+    first = await chat.react(ANALYST, "$w1")
+    assert first.feedback is not None and first.feedback.name == "W-1"
+    assert (await chat.react(ANALYST, "$w1")).feedback is None
+    assert (await chat.react(MINA, "$w1", room="!coordination")).ignored is Ignored.ELSEWHERE
+    async with database.transaction() as s:
+        told_rows = (await s.execute(text("SELECT ref, user_id FROM vote_feedback"))).all()
+    assert sorted(tuple(r) for r in told_rows) == sorted(
+        [
+            ("prompt:P-1", BOTH),
+            ("prompt:P-1", ANALYST),
+            ("prompt:P-1", MARC),
+            ("warning:W-1", ANALYST),
+        ]
+    )
 
 
 async def test_nudges_once_per_interval_then_expiry(chat: Chat, database: Database) -> None:

@@ -81,9 +81,8 @@ async def old_dossier_full_of_personal_data(chat: Chat) -> str:
     second = await say_ok(chat, LIAISON, f"!measure propose {ref} close-protection motorbike")
     proposal = second.split()[1].rstrip(":")
     await chat.posted(f"prompt:{proposal}", f"$prompt-{proposal}")
-    async with chat.workflow() as wf:
-        await wf.approvals.rationale(MINA, "$why", f"$prompt-{proposal}", "Jan Peeters is safe")
     await chat.react(MINA, f"$prompt-{proposal}", "❌")
+    assert await chat.rationale(MINA, f"$prompt-{proposal}", "Jan Peeters is safe")
     await say_ok(chat, LIAISON, f'!dossier edit {ref} title="Jan Peeters\' protection"')
     await say_ok(chat, LIAISON, f"!dossier close {ref} Jan Peeters left Ruritania")
     return ref

@@ -1,13 +1,18 @@
 """The minister's office decides by reaction. Only approvers count, never the proposer (four
 eyes), a quorum of distinct approvals approves, one rejection rejects, and each proposal is
-decided exactly once however the reactions race."""
+decided exactly once however the reactions race.
+
+A vote counts only in the prompt's own room, and an encrypted one only if its relation in
+clear (what the homeserver and every other client go by) is the one inside the ciphertext;
+only the voter's own redaction withdraws it. A ✅ or ❌ that does not count is audited, and
+its sender is told once per prompt in the prompt's thread."""
 
 from __future__ import annotations
 
 import enum
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -53,6 +58,8 @@ class Ignored(enum.StrEnum):
     NOT_A_PROMPT = "not a prompt"
     NOT_A_VOTE = "not a vote emoji"
     OWN = "the bot's own reaction"
+    ELSEWHERE = "not in the prompt's room"
+    SEALED = "the relation in clear differs from the encrypted one"
     NOT_APPROVER = "not an approver"
     PROPOSER = "four eyes: the proposer's vote never counts"
     DECIDED = "the proposal is decided already"
@@ -60,6 +67,36 @@ class Ignored(enum.StrEnum):
     NOT_ADMIN = "not an admin"
     REQUESTER = "four eyes: the requester's confirmation never counts"
     GRANTEE = "four eyes: the grantee's confirmation never counts"
+
+
+# Votes that do not count for a reason their sender can act on, or should know: told once.
+TOLD = frozenset(
+    {
+        Ignored.NOT_APPROVER,
+        Ignored.PROPOSER,
+        Ignored.DECIDED,
+        Ignored.NOT_ADMIN,
+        Ignored.REQUESTER,
+        Ignored.GRANTEE,
+    }
+)
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """A ✅ or ❌ that does not count, told to its sender in the thread of the prompt `ref`
+    (a named message, e.g. "prompt:P-3") in `room_id`. IDs only: the thread may be read by
+    people not cleared for the dossier behind the prompt."""
+
+    ref: str
+    room_id: str
+    voter: str
+    choice: Choice
+    why: Ignored
+
+    @property
+    def name(self) -> str:
+        return _name(self.ref)
 
 
 @dataclass(frozen=True)
@@ -79,6 +116,8 @@ class ReactionResult:
     warning: WarningDecision | None = None
     grant: RequestDecision | None = None
 
+    feedback: Feedback | None = None
+
 
 def tally(votes: Sequence[Vote], quorum: int) -> tuple[Choice, str] | None:
     """One rejection rejects (by its voter); a quorum of distinct approvers approves (by
@@ -90,6 +129,11 @@ def tally(votes: Sequence[Vote], quorum: int) -> tuple[Choice, str] | None:
     if len(approvers) >= quorum:
         return Choice.APPROVE, ", ".join(approvers)
     return None
+
+
+def _name(ref: str) -> str:
+    """The audit target of a named message: "prompt:P-3" → "P-3"."""
+    return ref.split(":", 1)[1]
 
 
 def prompt_ref(proposal: Proposal) -> str:
@@ -122,31 +166,73 @@ class ApprovalRules:
             return "grant", None, int(ref.removeprefix("grant:R-"))
         return "", None, None
 
-    async def _ignore(self, actor: str, event_id: str, target: str, why: Ignored) -> ReactionResult:
-        await self.wf.audit(actor, "vote.ignored", target, event_id, {"reason": why.value})
+    async def _ignore(
+        self, actor: str, event_id: str, target: str, why: Ignored, **detail: str
+    ) -> ReactionResult:
+        await self.wf.audit(
+            actor, "vote.ignored", target, event_id, {"reason": why.value, **detail}
+        )
         return ReactionResult(ignored=why)
 
     async def react(
-        self, actor: str, event_id: str, target_event_id: str, key: str, own: bool
+        self,
+        actor: str,
+        event_id: str,
+        target_event_id: str,
+        key: str,
+        own: bool,
+        *,
+        room_id: str,
+        relation_matches: bool = True,
     ) -> ReactionResult:
+        """A reaction seen in `room_id` on a prompt, order or sector warning. The bot's own
+        pre-set ✅ and ❌ are no votes and leave no trace. A reaction from another room (an
+        encrypted one can name any event ID inside its ciphertext), or whose encrypted relation
+        is not the one in clear, never counts and is audited. A vote that does not count for
+        its sender's role, four eyes or lateness earns one notice per user and prompt."""
         kind, proposal, measure_id = await self._proposal_of(target_event_id)
         choice = choice_of(key)
         if not kind:
             return ReactionResult(ignored=Ignored.NOT_A_PROMPT)
         if choice is None:
             return ReactionResult(ignored=Ignored.NOT_A_VOTE)
+        if own:
+            return ReactionResult(ignored=Ignored.OWN)
+        named = await self.store.named_event(target_event_id)
+        assert named is not None  # _proposal_of found it by the same name
+        ref, prompt_room = named
+        if room_id != prompt_room:
+            return await self._ignore(actor, event_id, _name(ref), Ignored.ELSEWHERE, room=room_id)
+        if not relation_matches:
+            return await self._ignore(actor, event_id, _name(ref), Ignored.SEALED)
+        result = await self._count(kind, proposal, measure_id, actor, event_id, choice)
+        if result.ignored in TOLD and await self.store.first_feedback(ref, actor, self.wf.now):
+            told = Feedback(ref, prompt_room, actor, choice, result.ignored)
+            return replace(result, feedback=told)
+        return result
+
+    async def _count(
+        self,
+        kind: str,
+        proposal: Proposal | None,
+        measure_id: int | None,
+        actor: str,
+        event_id: str,
+        choice: Choice,
+    ) -> ReactionResult:
+        """A reaction in the right place, by someone else than the bot: does it count?"""
         if kind == "warning":
             assert measure_id is not None
-            vote = await self.wf.early_warning.react(actor, event_id, measure_id, choice, own)
+            vote = await self.wf.early_warning.react(actor, event_id, measure_id, choice)
             return ReactionResult(ignored=vote.ignored, warning=vote.decision)
         if kind == "grant":
             assert measure_id is not None
-            confirmed = await self.wf.roles.react(actor, event_id, measure_id, choice, own)
+            confirmed = await self.wf.roles.react(actor, event_id, measure_id, choice)
             return ReactionResult(ignored=confirmed.ignored, grant=confirmed.decision)
         if kind == "order":
             assert measure_id is not None
-            if own or choice is not Choice.APPROVE:
-                return ReactionResult(ignored=Ignored.OWN if own else Ignored.NOT_A_VOTE)
+            if choice is not Choice.APPROVE:
+                return ReactionResult(ignored=Ignored.NOT_A_VOTE)
             if Role.POLICE not in await self.wf.roles_of(actor):
                 return await self._ignore(actor, event_id, f"M-{measure_id}", Ignored.NOT_POLICE)
             measure = await self.wf.measures.require(measure_id)
@@ -156,8 +242,6 @@ class ApprovalRules:
                 acknowledged=await self.wf.measures.acknowledge(actor, event_id, measure_id)
             )
         assert proposal is not None
-        if own:
-            return await self._ignore(actor, event_id, proposal.ref, Ignored.OWN)
         proposal = await self.store.lock_proposal(proposal.id)
         assert proposal is not None
         if proposal.state is not ProposalState.PENDING:
@@ -171,18 +255,59 @@ class ApprovalRules:
         await self.wf.audit(actor, f"vote.{choice}", proposal.ref, event_id, {})
         return ReactionResult(decision=await self.decide(proposal.id))
 
-    async def unreact(self, actor: str, event_id: str, reaction_event_id: str) -> None:
-        """A redacted reaction withdraws its vote, but only while the proposal is open."""
-        if await self.wf.early_warning.unreact(actor, event_id, reaction_event_id):
+    async def unreact(
+        self, actor: str, event_id: str, reaction_event_id: str, *, room_id: str
+    ) -> None:
+        """A redaction seen in `room_id` withdraws a vote only when its sender is the voter,
+        in the prompt's room, while the proposal or warning is open. Anyone else's redaction
+        (a room moderator may redact any event) is audited and the vote stays counted: the
+        restart read-back (bot/reconcile.py) hands it here too, so both paths agree."""
+        cast = await self._ballot(reaction_event_id)
+        if cast is None:
             return
-        vote_of = await self.store.vote_proposal(reaction_event_id)
-        if vote_of is None:
+        ref, voter = cast
+        sent = await self.store.event_of_ref(ref)
+        why = ""
+        if actor != voter:
+            why = "redacted by someone other than the voter"
+        elif sent is None or sent[0] != room_id:
+            why = "the redaction is not in the prompt's room"
+        if why:
+            detail = {"reason": why, "voter": voter}
+            await self.wf.audit(actor, "vote.redaction_ignored", _name(ref), event_id, detail)
             return
-        proposal = await self.store.lock_proposal(vote_of)
+        found = await self._open_votes(ref)
+        if found is None:
+            return
+        votes, _, name = found
+        await votes.withdraw_vote(reaction_event_id, self.wf.now)
+        await self.wf.audit(actor, "vote.withdrawn", name, event_id, {})
+
+    async def _ballot(self, reaction_event_id: str) -> tuple[str, str] | None:
+        """(prompt ref, voter) of a reaction that counted as a vote."""
+        warning = await self.wf.store.early_warning.vote_warning(reaction_event_id)
+        if warning is not None:
+            return warning_ref(warning[0]), warning[1]
+        proposal = await self.store.vote_proposal(reaction_event_id)
+        if proposal is not None:
+            return f"prompt:P-{proposal[0]}", proposal[1]
+        return None
+
+    async def _open_votes(
+        self, ref: str
+    ) -> tuple[MeasureStore | EarlyWarningStore, int, str] | None:
+        """(vote store, id, name) of the proposal or sector warning the prompt `ref` is for,
+        locked, if it is still open; None once it is decided."""
+        if ref.startswith("warning:W-"):
+            warnings = self.wf.store.early_warning
+            warning = await warnings.warning(int(ref.removeprefix("warning:W-")), lock=True)
+            if warning is None or warning.state is not WarningState.PENDING:
+                return None
+            return warnings, warning.id, warning.ref
+        proposal = await self.store.lock_proposal(int(ref.removeprefix("prompt:P-")))
         if proposal is None or proposal.state is not ProposalState.PENDING:
-            return
-        await self.store.withdraw_vote(reaction_event_id, self.wf.now)
-        await self.wf.audit(actor, "vote.withdrawn", proposal.ref, event_id, {})
+            return None
+        return self.store, proposal.id, proposal.ref
 
     async def open_prompts(self) -> list[tuple[str, str, str]]:
         """(prompt ref, room, prompt event) of every pending proposal or sector warning whose
@@ -196,35 +321,42 @@ class ApprovalRules:
                 found.append((ref, *sent))
         return found
 
-    async def forget_missing(self, ref: str, present: set[str]) -> None:
-        """Withdraws votes whose reaction no longer exists (redacted while nobody watched),
-        on a proposal or a sector warning that is still open."""
-        votes: MeasureStore | EarlyWarningStore
-        if ref.startswith("warning:W-"):
-            votes = self.wf.store.early_warning
-            warning = await votes.warning(int(ref.removeprefix("warning:W-")), lock=True)
-            if warning is None or warning.state is not WarningState.PENDING:
-                return
-            owner, name = warning.id, warning.ref
-        else:
-            votes = self.store
-            proposal = await votes.lock_proposal(int(ref.removeprefix("prompt:P-")))
-            if proposal is None or proposal.state is not ProposalState.PENDING:
-                return
-            owner, name = proposal.id, proposal.ref
-        for vote in await votes.votes(owner):
-            if vote.reaction_event_id not in present:
-                await votes.withdraw_vote(vote.reaction_event_id, self.wf.now)
-                await self.wf.audit(vote.voter, "vote.withdrawn", name, "", {"seen": "reconcile"})
+    async def missing_votes(self, ref: str, present: set[str]) -> list[str]:
+        """Reactions counted as votes on the open prompt `ref` that the relations API no
+        longer returns (`present`): redacted while nobody watched. Not withdrawn here: who
+        redacted them decides (see `unreact`), so the runtime looks each redaction up."""
+        found = await self._open_votes(ref)
+        if found is None:
+            return []
+        votes, owner, _ = found
+        return [
+            vote.reaction_event_id
+            for vote in await votes.votes(owner)
+            if vote.reaction_event_id not in present
+        ]
 
     async def rationale(
-        self, actor: str, event_id: str, thread_root: str, text: str
+        self,
+        actor: str,
+        event_id: str,
+        thread_root: str,
+        text: str,
+        *,
+        room_id: str,
+        relation_matches: bool = True,
     ) -> Proposal | None:
-        """An approver's thread reply on a prompt; the first one is kept with the decision."""
+        """A thread reply on a prompt, in its room, from an approver who has a vote standing
+        on it (so never the proposer); the first one is kept with the decision. Anyone
+        else's words would be recorded as the reason of a decision they took no part in."""
         kind, proposal, _ = await self._proposal_of(thread_root)
-        if kind != "prompt" or proposal is None or not text.strip():
+        if kind != "prompt" or proposal is None or not text.strip() or not relation_matches:
+            return None
+        sent = await self.store.event_of_ref(prompt_ref(proposal))
+        if sent is None or sent[0] != room_id or actor == proposal.proposer:
             return None
         if Role.APPROVER not in await self.wf.roles_of(actor):
+            return None
+        if actor not in {vote.voter for vote in await self.store.votes(proposal.id)}:
             return None
         if not await self.store.set_rationale(proposal.id, text.strip(), actor):
             return None

@@ -379,17 +379,17 @@ class EarlyWarningRules:
         return warning
 
     async def react(
-        self, actor: str, event_id: str, warning_id: int, choice: Choice, own: bool
+        self, actor: str, event_id: str, warning_id: int, choice: Choice
     ) -> WarningVote:
         """Same rules as a measure: approvers (or warning approvers) only, never the drafter,
-        a quorum approves, one rejection rejects, decided once under a row lock."""
+        a quorum approves, one rejection rejects, decided once under a row lock. Where the
+        reaction was, whose it was and the feedback are checked in workflow/approvals.py, for
+        both."""
         warning = await self.store.warning(warning_id, lock=True)
         if warning is None:
             return WarningVote(ignored=Ignored.NOT_A_PROMPT)
         why = None
-        if own:
-            why = Ignored.OWN
-        elif warning.state is not WarningState.PENDING:
+        if warning.state is not WarningState.PENDING:
             why = Ignored.DECIDED
         elif not WARNING_APPROVERS & await self.wf.roles_of(actor):
             why = Ignored.NOT_APPROVER
@@ -406,18 +406,6 @@ class EarlyWarningRules:
             return WarningVote()
         state = WarningState.APPROVED if outcome[0] is Choice.APPROVE else WarningState.REJECTED
         return WarningVote(decision=await self._decide(warning, state, outcome[1]))
-
-    async def unreact(self, actor: str, event_id: str, reaction_event_id: str) -> bool:
-        """A redacted reaction withdraws its vote while the warning is open; True if it was
-        a warning vote at all."""
-        warning_id = await self.store.vote_warning(reaction_event_id)
-        if warning_id is None:
-            return False
-        warning = await self.store.warning(warning_id, lock=True)
-        if warning is not None and warning.state is WarningState.PENDING:
-            await self.store.withdraw_vote(reaction_event_id, self.wf.now)
-            await self.wf.audit(actor, "vote.withdrawn", warning.ref, event_id, {})
-        return True
 
     async def _decide(
         self, warning: SectorWarning, state: WarningState, by: str

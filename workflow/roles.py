@@ -127,16 +127,12 @@ class RoleRules:
         await self.wf.audit(actor, "role.revoke", user, event_id, {"role": role.value})
         return RoleChange(user, role, False, actor)
 
-    async def react(
-        self, actor: str, event_id: str, request_id: int, choice: Choice, own: bool
-    ) -> GrantVote:
+    async def react(self, actor: str, event_id: str, request_id: int, choice: Choice) -> GrantVote:
         """✅ from an admin who is neither the requester nor the grantee confirms; ❌ from
         any admin rejects. Decided once, under a row lock."""
         request = await self.store.role_request(request_id, lock=True)
         if request is None:
             return GrantVote(ignored=Ignored.NOT_A_PROMPT)
-        if own:
-            return GrantVote(ignored=Ignored.OWN)
         why = None
         if request.state is not RequestState.PENDING:
             why = Ignored.DECIDED

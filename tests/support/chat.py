@@ -85,17 +85,54 @@ class Chat:
             await outbox.mark_sent(session, pending.id, event_id, self.now)
 
     async def react(
-        self, user: str, target: str, key: str = "✅", own: bool = False, event_id: str = ""
+        self,
+        user: str,
+        target: str,
+        key: str = "✅",
+        own: bool = False,
+        event_id: str = "",
+        room: str = "!approvals",
+        relation_matches: bool = True,
     ) -> ReactionResult:
+        """A reaction seen in `room` (where `posted` puts named messages by default)."""
         async with self.workflow() as workflow:
             event_id = event_id or f"$reaction{next(self._events)}"
-            return await workflow.approvals.react(user, event_id, target, key, own)
+            return await workflow.approvals.react(
+                user,
+                event_id,
+                target,
+                key,
+                own,
+                room_id=room,
+                relation_matches=relation_matches,
+            )
 
-    async def unreact(self, user: str, reaction_event_id: str) -> None:
+    async def unreact(self, user: str, reaction_event_id: str, room: str = "!approvals") -> None:
+        """`user` redacts the reaction, in `room`."""
         async with self.workflow() as workflow:
             await workflow.approvals.unreact(
-                user, f"$redaction{next(self._events)}", reaction_event_id
+                user, f"$redaction{next(self._events)}", reaction_event_id, room_id=room
             )
+
+    async def rationale(
+        self,
+        user: str,
+        root: str,
+        text: str,
+        room: str = "!approvals",
+        relation_matches: bool = True,
+    ) -> bool:
+        """A thread reply under `root`; True if it was kept as the rationale."""
+        async with self.workflow() as workflow:
+            kept = await workflow.approvals.rationale(
+                user,
+                f"$thread{next(self._events)}",
+                root,
+                text,
+                room_id=room,
+                relation_matches=relation_matches,
+            )
+        return kept is not None
 
     async def tick(self) -> list[object]:
         """One scheduler pass at the chat's current time: what took effect."""

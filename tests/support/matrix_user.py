@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -206,10 +207,24 @@ class MatrixUser:
         content = {"m.relates_to": {"rel_type": "m.annotation", "event_id": event_id, "key": key}}
         if not encrypted:
             return await self._send(room_id, "m.reaction", content)
+        return await self.react_sealed(room_id, event_id, key, content["m.relates_to"])
+
+    async def react_sealed(
+        self, room_id: str, event_id: str, key: str, in_clear: dict[str, Any] | None
+    ) -> str:
+        """An encrypted reaction on `event_id` whose envelope shows `in_clear` as its relation
+        (None: no relation at all): what a client that hides or forges the relation the
+        homeserver sees would send. Only the room's members' devices can read the real one."""
+        content = {"m.relates_to": {"rel_type": "m.annotation", "event_id": event_id, "key": key}}
         await self._prepare_encryption(room_id)
         event_type, encrypted_content = self.client.encrypt(room_id, "m.reaction", content)
+        encrypted_content.pop("m.relates_to", None)
+        if in_clear is not None:
+            encrypted_content["m.relates_to"] = in_clear
+        # A fresh transaction ID each time: with none, every raw send of this user to the
+        # room would be the homeserver's replay of the first one.
         method, path, data = Api.room_send(
-            self.client.access_token, room_id, event_type, encrypted_content, None
+            self.client.access_token, room_id, event_type, encrypted_content, uuid.uuid4()
         )
         response = await self.client._send(nio.RoomSendResponse, method, path, data, (room_id,))
         if not isinstance(response, nio.RoomSendResponse):

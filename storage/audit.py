@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.runtime import dialect
 from storage.tables import AuditEntry, AuditRead
+from workflow.privacy import READ
 
 GENESIS = "0" * 64
 TOMBSTONE = json.dumps({"purged": True})
@@ -108,8 +109,13 @@ async def append(session: AsyncSession, record: AuditRecord, now: datetime) -> i
 async def verify(session: AsyncSession) -> VerifyResult:
     prev_hash, expected_seq, checked = GENESIS, 1, 0
     unaccounted: set[int] = set()  # tombstoned, not (yet) named by a purge record
-    rows = await session.stream_scalars(select(AuditEntry).order_by(AuditEntry.seq))
-    async for entry in rows:
+    filed = (
+        select(func.aggregate_strings(AuditRead.dossier_ref, ","))
+        .where(AuditRead.seq == AuditEntry.seq)
+        .scalar_subquery()
+    )
+    rows = await session.stream(select(AuditEntry, filed).order_by(AuditEntry.seq))
+    async for entry, refs in rows:
         checked += 1
         if entry.seq != expected_seq:
             return VerifyResult(checked, entry.seq, f"expected entry {expected_seq}: rows missing")
@@ -124,11 +130,26 @@ async def verify(session: AsyncSession) -> VerifyResult:
             return VerifyResult(checked, entry.seq, "detail does not match its digest")
         else:
             unaccounted.difference_update(_tombstoned_by(entry.detail))
+        if set(refs.split(",") if refs else ()) != _displayed(entry):
+            return VerifyResult(checked, entry.seq, "read index does not match the entry")
         prev_hash, expected_seq = entry.hash, expected_seq + 1
     if unaccounted:
         first = min(unaccounted)
         return VerifyResult(checked, first, "detail removed without a purge record")
     return VerifyResult(checked, None)
+
+
+def _displayed(entry: AuditEntry) -> set[str]:
+    """The dossiers `audit_reads` must file a verified entry under: those a read names, or
+    its target if its detail was tombstoned or predates the list; none for other entries."""
+    if entry.action != READ:
+        return set()
+    if entry.detail != TOMBSTONE:
+        parsed = json.loads(entry.detail)
+        listed = parsed.get("dossiers") if isinstance(parsed, dict) else None
+        if isinstance(listed, list):
+            return {str(ref) for ref in listed}
+    return {entry.target}
 
 
 def _tombstoned_by(detail: str) -> list[int]:

@@ -95,11 +95,16 @@ class AuditEntry(Base):
 class AuditRead(Base):
     """The dossiers a `dossier.read` entry displayed, one row each: "who read D-x" is then an
     indexed lookup, also for reads that listed many dossiers, instead of a scan of details.
-    It holds IDs only, so a purge leaves it as it is."""
+    It holds IDs only, so a purge leaves it as it is; `aegis audit verify` checks it against
+    the entries it files."""
 
     __tablename__ = "audit_reads"
+    seq: Mapped[int] = mapped_column(
+        ForeignKey("audit_log.seq"), primary_key=True, autoincrement=False
+    )
     dossier_ref: Mapped[str] = mapped_column(String(16), primary_key=True)
-    seq: Mapped[int] = mapped_column(ForeignKey("audit_log.seq"), primary_key=True)
+
+    __table_args__ = (Index("ix_audit_reads_dossier", "dossier_ref", "seq"),)
 
 
 class DossierCounter(Base):

@@ -608,6 +608,43 @@ async def test_a_purge_tombstones_the_dossiers_own_reads_and_keeps_listings_that
     assert (await verify(database)).ok
 
 
+@pytest.mark.parametrize(
+    ("tamper", "at"),
+    [
+        ("DELETE FROM audit_reads WHERE seq = {listing} AND dossier_ref = '{old}'", "listing"),
+        ("DELETE FROM audit_reads WHERE seq = {shown}", "shown"),
+        ("UPDATE audit_reads SET dossier_ref = 'D-2026-0099' WHERE seq = {shown}", "shown"),
+        ("INSERT INTO audit_reads (seq, dossier_ref) VALUES ({opened}, '{old}')", "opened"),
+    ],
+)
+async def test_verify_checks_the_read_index_after_a_purge(
+    chat: Chat, database: Database, tamper: str, at: str
+) -> None:
+    """`!audit`'s "Read by" comes from `audit_reads`, which the hash chain does not cover:
+    verify holds it to the entries (to a tombstoned read's target), so hiding or inventing
+    a read there is reported at the entry it concerns."""
+    old = await old_dossier_full_of_personal_data(chat)
+    await open_dossier(chat, "Someone else")
+    await chat.say(READER, f"!dossier show {old}")
+    await chat.say(READER, "!dossier list status=all")
+    chat.advance(days=365 * YEARS + 1)
+    await purge(chat)
+    assert (await verify(database)).ok
+    rows = await audit_rows(database)
+    seqs = {
+        "opened": rows[0]["seq"],
+        "shown": next(r["seq"] for r in rows if r["action"] == "dossier.read" and r["target"]),
+        "listing": next(
+            r["seq"] for r in rows if r["action"] == "dossier.read" and not r["target"]
+        ),
+    }
+    async with database.transaction() as s:
+        await s.execute(text(tamper.format(old=old, **seqs)))
+    result = await verify(database)
+    assert not result.ok and result.first_broken == seqs[at], result
+    assert result.reason == "read index does not match the entry"
+
+
 async def test_audit_of_a_purged_dossier_still_shows_who_did_what(chat: Chat) -> None:
     ref = await old_dossier_full_of_personal_data(chat)
     await chat.say(READER, f"!dossier show {ref}")

@@ -3,7 +3,8 @@ displayed.
 
 A listing (`!dossier list`, `!dossier find`, `!approvals`) is one audit entry naming every
 dossier it showed; this table holds one row per (dossier, entry), so "who read D-x" is an
-indexed lookup rather than a scan of JSON details. Reads recorded before this revision each
+indexed lookup rather than a scan of JSON details, and `aegis audit verify` checks each
+entry's rows (keyed by seq) against its detail. Reads recorded before this revision each
 named their one dossier as the entry's target; they are indexed from it.
 
 Revision ID: 0007_reads
@@ -29,7 +30,6 @@ _audit = sa.table(
 def upgrade() -> None:
     reads = op.create_table(
         "audit_reads",
-        sa.Column("dossier_ref", sa.String(16), primary_key=True),
         sa.Column(
             "seq",
             sa.Integer(),
@@ -37,7 +37,9 @@ def upgrade() -> None:
             primary_key=True,
             autoincrement=False,
         ),
+        sa.Column("dossier_ref", sa.String(16), primary_key=True),
     )
+    op.create_index("ix_audit_reads_dossier", "audit_reads", ["dossier_ref", "seq"])
     op.execute(
         reads.insert().from_select(
             ["dossier_ref", "seq"],

@@ -157,7 +157,7 @@ async def create_room(
             topic=request["topic"],
             initial_state=dossier_room_state(ref),
             preset=RoomPreset.private_chat,
-            power_level_override=dossier_power_levels(client.user_id),
+            power_level_override=dossier_power_levels(),
         )
         if not isinstance(created, RoomCreateResponse):
             return created
@@ -188,11 +188,12 @@ async def create_room(
     return Done(room_id)
 
 
-def dossier_power_levels(bot_user_id: str) -> dict[str, Any]:
+def dossier_power_levels() -> dict[str, Any]:
     """Only the bot invites, removes, bans, redacts others' messages or changes the room;
-    members talk, react and redact their own messages."""
+    members talk, react and redact their own messages. The bot holds its power as the
+    room's creator: the homeserver gives it 100 (before room version 12) or more (from 12
+    on, where naming a creator in `users` is an error), and nobody else is named."""
     return {
-        "users": {bot_user_id: 100},
         "users_default": 0,
         "events_default": 0,
         "state_default": 100,

@@ -309,3 +309,32 @@ async def test_room_creation_interrupted_before_it_was_recorded_adopts_the_room(
         assert encryption.content["algorithm"] == "m.megolm.v1.aes-sha2"
     finally:
         await restarted.close()
+
+
+async def test_a_labelled_room_the_bot_did_not_create_is_never_adopted(
+    homeserver: Homeserver, database: Database
+) -> None:
+    """Anyone can label a room of their own as a dossier's and get the bot into it; only
+    the rooms the bot created itself are adopted."""
+    password = secrets.token_urlsafe(12)
+    bot_id = await homeserver.register("aegis-" + secrets.token_hex(4), password)
+    forger_id = await homeserver.register("forger-" + secrets.token_hex(4), "pw-forger")
+    await queue_room_request(database, "D-2026-0003", "Summit", forger_id)
+    message = await pending_creation(database, "D-2026-0003")
+    forger = await bot_client(homeserver, forger_id, "pw-forger")
+    bot = await bot_client(homeserver, bot_id, password)
+    try:
+        forged = await forger.room_create(
+            name="Summit",
+            initial_state=effects.dossier_room_state("D-2026-0003"),
+            invite=[bot_id],
+        )
+        assert isinstance(forged, nio.RoomCreateResponse), forged
+        assert isinstance(await bot.join(forged.room_id), nio.JoinResponse)
+
+        made = await effects.create_room(bot, database, SystemClock(), message)
+        assert isinstance(made, effects.Done) and made.ref not in ("", forged.room_id)
+        assert await stored_dossier_room(database.url, "D-2026-0003") == made.ref
+    finally:
+        await forger.close()
+        await bot.close()

@@ -4,6 +4,7 @@ event is replayed, removals only from dossier rooms, revocations found by the ro
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import sys
 from datetime import UTC, datetime, timedelta
@@ -11,11 +12,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from nio import RoomGetStateResponse, RoomMemberEvent
+from nio import JoinedRoomsResponse, RoomCreateError, RoomGetStateResponse, RoomMemberEvent
 
+from bot.backoff import Backoff
 from bot.guard import MembershipSweep
 from bot.pipeline import Pipeline, Rooms, membership_episode
-from bot.render import KICK, MESSAGE
+from bot.render import CREATE_ROOM, KICK, MESSAGE, room_request
+from bot.sender import Sender
 from commands import Dispatcher, Registry, Severity, core
 from commands.replies import RoomKey
 from config import Role
@@ -367,3 +370,41 @@ async def test_only_users_cleared_for_dossiers_are_invited(database: Database) -
     assert requested is not None and requested.room_requested_at is None
     # Without them, the room may still be asked for.
     assert (await chat.say(LIAISON, f"!dossier room {ref} invite={ANALYST}")).room is not None
+
+
+class RefusingHomeserver:
+    """Refuses every room creation, as a homeserver would a bot that may not create rooms."""
+
+    def __init__(self) -> None:
+        self.rooms: dict[str, object] = {}
+        self.user_id = BOT
+
+    async def joined_rooms(self) -> JoinedRoomsResponse:
+        return JoinedRoomsResponse([])
+
+    async def room_create(self, **_: Any) -> RoomCreateError:
+        return RoomCreateError("no", "M_FORBIDDEN")
+
+
+async def test_a_room_that_can_never_be_made_may_be_asked_for_again(database: Database) -> None:
+    chat = Chat(database, LIAISON_CHAT)
+    ref = await open_dossier(chat)
+    reply = await chat.say(LIAISON, f"!dossier room {ref}")
+    assert reply.room is not None
+    async with database.transaction() as session:
+        await outbox.enqueue(
+            session,
+            txn_id="create",
+            room_id="!coordination",
+            event_type=CREATE_ROOM,
+            content=room_request(reply.room),
+            now=chat.now,
+        )
+        [message] = await outbox.pending(session)
+    sender = Sender(RefusingHomeserver(), database, FixedClock(), asyncio.Event())  # type: ignore[arg-type]
+    await sender._deliver(message, Backoff(first=0.001, cap=0.001))
+    async with database.transaction() as session:
+        assert await outbox.pending(session) == []
+        dossier = await dossiers.get(session, ref)
+    assert dossier is not None and dossier.room_id is None and dossier.room_requested_at is None
+    assert (await chat.say(LIAISON, f"!dossier room {ref}")).room is not None

@@ -15,6 +15,7 @@ import bot
 from bot.backoff import Backoff
 from bot.calendar_feed import CalendarFeed
 from bot.clear_relations import keep_clear_relations
+from bot.guard import MembershipSweep
 from bot.health import Health, SyncStatus
 from bot.intake.api import IntakeApi
 from bot.intake.form import ReportForm
@@ -50,6 +51,7 @@ def access_policy(settings: Settings) -> AccessPolicy:
         home_server=settings.matrix.user_id.partition(":")[2],
         read={Data(kind): frozenset(roles) for kind, roles in settings.access.read.items()},
         service_accounts=frozenset(settings.access.service_accounts),
+        remove_uncleared=settings.access.remove_uncleared,
     )
 
 
@@ -206,6 +208,7 @@ class Aegis:
             self.connected,
             self.started,
             self.sync_status,
+            MembershipSweep(self.client, pipeline),
         )
         sync_task = asyncio.create_task(sync.run(), name="sync")
         # Sending needs the room list and keys that only the first sync brings; it need not

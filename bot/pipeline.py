@@ -18,18 +18,27 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from nio import Event, MegolmEvent, ReactionEvent, RedactionEvent, RoomMessageText
+from nio import (
+    Event,
+    MegolmEvent,
+    ReactionEvent,
+    RedactionEvent,
+    RoomMemberEvent,
+    RoomMessageText,
+)
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clear_relations import relation_matches
 from bot.render import (
     CREATE_ROOM,
+    KICK,
     MESSAGE,
     REACTION,
     UPLOAD,
     edit,
     file_request,
+    membership_request,
     notice,
     reaction,
     room_request,
@@ -37,12 +46,14 @@ from bot.render import (
 from commands import Context, Dispatcher
 from commands.dispatcher import Dispatched, Outcome
 from commands.measure_views import reacted
+from commands.membership_views import uncleared_warning
 from commands.replies import Announcement, Reply, RoomKey, Severity
 from storage import outbox, runtime
 from storage.db import Database
 from storage.store import Store
 from workflow import AccessPolicy, Policy, RuntimeInfo, Workflow
 from workflow.clock import Clock
+from workflow.membership import Arrival, GuardedRoom, configured_room, dossier_room
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +94,9 @@ class Rooms:
     def known(self, room_id: str) -> bool:
         return room_id in self.by_key.values()
 
+    def key_of(self, room_id: str) -> RoomKey | None:
+        return next((key for key, known in self.by_key.items() if known == room_id), None)
+
 
 @dataclass
 class Pipeline:
@@ -104,6 +118,8 @@ class Pipeline:
         """Does what the event asks for, at most once. False for an event that asks for
         nothing (talk, the bot's own posts, commands in unknown rooms): the sync loop marks
         those as seen together with its token, one transaction per sync instead of one each."""
+        if isinstance(event, RoomMemberEvent):
+            return await self._run_membership(room_id, event)
         command = self._command_text(event)
         signal = command is None and _is_signal(event, self.own_user_id)
         if signal and await self._known(room_id):
@@ -176,6 +192,69 @@ class Pipeline:
             relation_matches=relation_matches(event),
         )
         return ()
+
+    async def _run_membership(self, room_id: str, event: RoomMemberEvent) -> bool:
+        """An invite or a join: the membership guard's (workflow/membership.py) cue."""
+        arrival = _arrival(event)
+        if arrival is None or event.state_key == self.own_user_id:
+            return False
+
+        async def work(session: AsyncSession, workflow: Workflow) -> None:
+            room = await self.guarded_room(workflow, room_id)
+            if room is not None:
+                await self.guard(
+                    session,
+                    workflow,
+                    room,
+                    event.state_key,
+                    actor=event.sender,
+                    event_id=event.event_id,
+                    arrival=arrival,
+                    episode=membership_episode(event.event_id, event.source),
+                )
+
+        await self._once(room_id, event, work, answer_failure=False)
+        return True
+
+    async def guarded_room(self, workflow: Workflow, room_id: str) -> GuardedRoom | None:
+        """A configured room or a dossier room, with what the bot posts there."""
+        key = self.rooms.key_of(room_id)
+        if key is not None:
+            return configured_room(room_id, key.value)
+        ref = await workflow.dossiers.for_room(room_id)
+        return dossier_room(room_id, ref) if ref is not None else None
+
+    async def guard(
+        self,
+        session: AsyncSession,
+        workflow: Workflow,
+        room: GuardedRoom,
+        user: str,
+        *,
+        actor: str,
+        event_id: str,
+        arrival: Arrival,
+        episode: str,
+    ) -> bool:
+        """An uncleared member is audited, named in the room and in coordination, and (from
+        a dossier room) removed; all of it once per membership `episode`, however often the
+        event is replayed or the member found again after a role change. True if reported."""
+        if user == self.own_user_id or await workflow.membership.cleared(user, room):
+            return False
+        cause = f"uncleared:{episode}"
+        if not await runtime.claim_event(session, cause, room.room_id, workflow.now):
+            return False
+        found = await workflow.membership.uncleared(actor, event_id, user, room, arrival)
+        rows: list[Row] = []
+        if found.removed:
+            reason = "not cleared to read this room's data"
+            rows.append(Row(room.room_id, KICK, membership_request(user, reason)))
+        rows += self._announcements_rows(uncleared_warning(found))
+        await self._write(session, cause, rows)
+        log.warning(
+            "uncleared member %s", arrival, extra={"room_id": room.room_id, "sender": actor}
+        )
+        return True
 
     async def _known(self, room_id: str) -> bool:
         """Configured rooms, and the dossier rooms the bot created."""
@@ -350,6 +429,27 @@ def failure_reply(ref: str) -> Reply:
         Severity.ERROR,
         lines=("Nothing was changed. Quote the reference to an admin.",),
     )
+
+
+def _arrival(event: RoomMemberEvent) -> Arrival | None:
+    """Invites and joins; a join that follows a join is a change of display name or avatar."""
+    if event.membership == "invite" and event.prev_membership != "invite":
+        return Arrival.INVITED
+    if event.membership == "join" and event.prev_membership != "join":
+        return Arrival.JOINED
+    return None
+
+
+def membership_episode(event_id: str, source: dict[str, Any]) -> str:
+    """Names a stay in a room: a join that accepts an invite continues the invite's episode,
+    so the guard reports an uncleared user once, not at the invite and again at the join."""
+    unsigned = source.get("unsigned") or {}
+    previous = (unsigned.get("prev_content") or {}).get("membership")
+    replaces = unsigned.get("replaces_state")
+    membership = (source.get("content") or {}).get("membership")
+    if membership == "join" and previous == "invite" and isinstance(replaces, str):
+        return replaces
+    return event_id
 
 
 def _relation(event: Event) -> tuple[str, str]:

@@ -12,9 +12,12 @@ from commands.replies import Attachment, Reply, RoomRequest, Severity
 
 MESSAGE = "m.room.message"
 REACTION = "m.reaction"
-# Outbox kinds that are not a single event: the sender uploads or creates, then sends.
+# Outbox kinds that are not a single event: the sender uploads or creates, then sends;
+# or a membership change the bot makes in one of its rooms.
 UPLOAD = "aegis.upload"
 CREATE_ROOM = "aegis.create_room"
+INVITE = "aegis.invite"
+KICK = "aegis.kick"
 
 MARKS = {
     Severity.INFO: "",
@@ -125,3 +128,8 @@ def room_request(request: RoomRequest) -> dict[str, Any]:
         # members, so the room key of this first message reaches their devices.
         "welcome": notice(request.welcome, mentions=request.invite),
     }
+
+
+def membership_request(user_id: str, reason: str = "") -> dict[str, str]:
+    """An invite or a removal of `user_id` in the row's room."""
+    return {"user_id": user_id, "reason": reason}

@@ -5,7 +5,8 @@ A row is marked sent only once the homeserver answered with an event ID. If the 
 between the send and the mark, the resend carries the same transaction ID on the same device,
 and the homeserver answers with the original event instead of posting twice. Uploads and
 room creation (bot/effects.py) go through the same loop, so they keep the order, the retries
-and the permanent-failure policy of plain messages."""
+and the permanent-failure policy of plain messages; so do the invites into a dossier room
+and the removals of uncleared members."""
 
 from __future__ import annotations
 
@@ -19,8 +20,8 @@ from nio import AsyncClient, ErrorResponse
 from bot import effects
 from bot.backoff import Backoff, sleep_unless_stopped, unless_stopped
 from bot.metrics import Metrics
-from bot.render import CREATE_ROOM, UPLOAD
-from storage import outbox
+from bot.render import CREATE_ROOM, INVITE, KICK, UPLOAD
+from storage import dossiers, outbox
 from storage.db import Database
 from workflow.clock import Clock
 
@@ -32,6 +33,8 @@ PERMANENT_ATTEMPTS = 5
 # How long a message may wait for the sync loop to bring its room (see Sender._await_room).
 ROOM_WAIT = 60.0
 ROOM_POLL = 0.25
+# Rows that are no message: nio need not know their room (nor encrypt for its members).
+NOT_MESSAGES = (CREATE_ROOM, INVITE, KICK)
 
 
 def _permanent(response: object) -> bool:
@@ -122,7 +125,7 @@ class Sender:
     async def _deliver(self, message: outbox.PendingMessage, backoff: Backoff) -> None:
         """Retries until the homeserver accepts: a reply is never dropped for a transient fault.
         nio itself waits out M_LIMIT_EXCEEDED using the server's retry_after_ms."""
-        if message.event_type != CREATE_ROOM:
+        if message.event_type not in NOT_MESSAGES:
             await self._await_room(message.room_id, _mentioned(message.content))
         resolved = await self._resolve(message)
         if resolved is None:
@@ -150,6 +153,11 @@ class Sender:
                 )
                 async with self.db.transaction() as session:
                     await outbox.mark_failed(session, message.id, str(response), self.clock.now())
+                    if message.event_type == CREATE_ROOM:
+                        # No room will come of this request: the dossier may ask again.
+                        await dossiers.update_fields(
+                            session, message.content["dossier_ref"], {"room_requested_at": None}
+                        )
                 return
             delay = backoff.next_delay()
             log.warning(
@@ -202,6 +210,10 @@ class Sender:
             return await effects.upload(self.client, message)
         if message.event_type == CREATE_ROOM:
             return await effects.create_room(self.client, self.db, self.clock, message)
+        if message.event_type == INVITE:
+            return await effects.invite(self.client, message)
+        if message.event_type == KICK:
+            return await effects.kick(self.client, message)
         return await effects.send(self.client, message)
 
     async def _await_room(self, room_id: str, members: list[str]) -> None:

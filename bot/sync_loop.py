@@ -24,6 +24,7 @@ from nio import (
 )
 
 from bot.backoff import Backoff, unless_stopped
+from bot.guard import MembershipSweep
 from bot.health import SyncStatus
 from bot.pipeline import INFRASTRUCTURE_ERRORS, Pipeline
 from storage import runtime
@@ -60,6 +61,7 @@ class SyncLoop:
         connected: asyncio.Event,
         started: asyncio.Event,
         status: SyncStatus | None = None,
+        sweep: MembershipSweep | None = None,
     ) -> None:
         self.client = client
         self.db = db
@@ -69,6 +71,7 @@ class SyncLoop:
         self.connected = connected
         self.started = started
         self.status = status or SyncStatus()
+        self.sweep = sweep
         self._last_prune: datetime | None = None
 
     async def run(self) -> None:
@@ -122,7 +125,18 @@ class SyncLoop:
             backoff.reset()
             self.started.set()
             self.status.mark()
+            await self._sweep()
             await self._prune_marks()
+
+    async def _sweep(self) -> None:
+        """Members who lost their clearance are removed; a failure is retried next sync,
+        since the roles version it failed on is not taken as checked."""
+        if self.sweep is None:
+            return
+        try:
+            await self.sweep.sweep()
+        except Exception as exc:
+            log.warning("membership sweep failed; retrying after the next sync: %r", exc)
 
     async def _prune_marks(self) -> None:
         """Handled-event marks only stop replays and gap pagination; after a month neither

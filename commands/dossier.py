@@ -329,8 +329,9 @@ async def dossier_room(
         fields=(("Invited", ", ".join([ctx.actor, *(invite or ())])),),
         room=RoomRequest(
             dossier_ref=d.ref,
-            name=f"{d.ref} {d.title}"[:120],
-            topic=f"Aegis dossier {d.ref} ({d.kind}/{d.category})",
+            # Room state is never end-to-end encrypted: name and topic carry the ID only.
+            name=d.ref,
+            topic=f"Aegis dossier {d.ref}",
             invite=tuple(dict.fromkeys([ctx.actor, *(invite or ())])),
             welcome=welcome,
         ),

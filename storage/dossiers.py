@@ -64,6 +64,7 @@ def dossier_record(row: DossierRow, subjects: Sequence[str] = ()) -> Dossier:
         level_at=utc_or_none(row.level_at),
         subjects=tuple(subjects),
         purged_at=utc_or_none(row.purged_at),
+        room_requested_at=utc_or_none(row.room_requested_at),
     )
 
 
@@ -130,6 +131,14 @@ async def ref_for_room(session: AsyncSession, room_id: str) -> str | None:
     return (
         await session.scalars(select(DossierRow.ref).where(DossierRow.room_id == room_id))
     ).first()
+
+
+async def rooms(session: AsyncSession) -> dict[str, str]:
+    """Every dossier room, room ID -> dossier ID: the rooms the membership guard watches."""
+    rows = await session.execute(
+        select(DossierRow.room_id, DossierRow.ref).where(DossierRow.room_id.is_not(None))
+    )
+    return {room_id: ref for room_id, ref in rows.all() if room_id}
 
 
 async def update_fields(session: AsyncSession, ref: str, fields: dict[str, Any]) -> None:

@@ -91,6 +91,9 @@ class Store:
     async def dossier_for_room(self, room_id: str) -> str | None:
         return await dossiers.ref_for_room(self.session, room_id)
 
+    async def dossier_rooms(self) -> dict[str, str]:
+        return await dossiers.rooms(self.session)
+
     async def update_dossier(self, ref: str, fields: dict[str, Any]) -> None:
         await dossiers.update_fields(self.session, ref, fields)
 

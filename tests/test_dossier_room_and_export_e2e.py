@@ -19,7 +19,7 @@ from nio.crypto.attachments import decrypt_attachment
 from sqlalchemy import delete
 
 from bot import effects
-from bot.render import CREATE_ROOM, room_request
+from bot.render import CREATE_ROOM, INVITE, MESSAGE, membership_request, room_request
 from commands.replies import Reply, RoomRequest
 from storage import dossiers, outbox
 from storage.db import Database
@@ -139,17 +139,21 @@ async def test_dossier_room_is_encrypted_welcomes_and_knows_its_dossier(
         world.admin, world.coordination, f"!dossier room {ref} invite={world.alice.user_id}"
     )
     assert f"Creating the room of {ref}" in reply["body"]
+    # Asked again before the room exists (or after): refused, and recorded once.
+    _, again = await ask(world.admin, world.coordination, f"!dossier room {ref}")
+    assert again["body"].startswith(f"❌ {ref} already has its room"), again["body"]
 
     def invited() -> str | None:
         return next(
             (
                 room_id
                 for room_id, room in world.alice.client.invited_rooms.items()
-                if room.name == f"{ref} Embassy reception"
+                if room.name == ref
             ),
             None,
         )
 
+    # The bot's own signal: it invites only once the room is recorded as the dossier's.
     await world.alice._wait(lambda: invited() is not None, 60, "the invite to the dossier room")
     room_id = invited()
     assert room_id is not None
@@ -174,6 +178,8 @@ async def test_dossier_room_is_encrypted_welcomes_and_knows_its_dossier(
     assert shown["body"].startswith(f"{ref} — Embassy reception")
     notices = [content(e)["body"] for e in world.alice.replies(room_id, world.setup.user_id)]
     assert len([body for body in notices if f"Room of {ref}" in body]) == 1
+    _, timeline = await ask(world.alice, world.coordination, f"!dossier timeline {ref}")
+    assert timeline["body"].count("room: dedicated room requested") == 1, timeline["body"]
 
 
 async def test_html_of_replies_escapes_a_hostile_title(world: World, running: InProcessBot) -> None:
@@ -264,9 +270,15 @@ async def test_room_creation_interrupted_before_it_was_recorded_adopts_the_room(
     # Undo what a kill before the commit would have lost: the room ID and the welcome.
     async with database.transaction() as session:
         await dossiers.update_fields(session, "D-2026-0001", {"room_id": None})
-        welcome_rows = [r for r in await outbox.pending(session) if r.room_id == first.ref]
-        assert [r.txn_id for r in welcome_rows] == [effects.welcome_txn_id(message.txn_id)]
-        await session.execute(delete(OutboxMessage).where(OutboxMessage.id == welcome_rows[0].id))
+        room_rows = [r for r in await outbox.pending(session) if r.room_id == first.ref]
+        # Nobody was invited at creation: the invite is a row of its own, before the welcome.
+        assert [(r.txn_id, r.event_type, r.content) for r in room_rows] == [
+            (effects.invite_txn_id(message.txn_id, 0), INVITE, membership_request(liaison)),
+            (effects.welcome_txn_id(message.txn_id), MESSAGE, room_rows[1].content),
+        ]
+        await session.execute(
+            delete(OutboxMessage).where(OutboxMessage.id.in_([r.id for r in room_rows]))
+        )
 
     restarted = await bot_client(homeserver, bot_id, password)
     try:
@@ -275,14 +287,16 @@ async def test_room_creation_interrupted_before_it_was_recorded_adopts_the_room(
         assert await dossier_rooms(restarted, "D-2026-0001") == [first.ref]
         assert await stored_dossier_room(database.url, "D-2026-0001") == first.ref
         async with database.transaction() as session:
-            welcomes = [r for r in await outbox.pending(session) if r.room_id == first.ref]
-        assert [r.content["body"] for r in welcomes] == [f"{liaison}\nRoom of D-2026-0001"]
-        assert welcomes[0].content["m.mentions"] == {"user_ids": [liaison]}
+            room_rows = [r for r in await outbox.pending(session) if r.room_id == first.ref]
+        assert [r.event_type for r in room_rows] == [INVITE, MESSAGE]
+        welcome = room_rows[1]
+        assert welcome.content["body"] == f"{liaison}\nRoom of D-2026-0001"
+        assert welcome.content["m.mentions"] == {"user_ids": [liaison]}
 
         # Once recorded, a further attempt (or a second request) creates and queues nothing.
         assert await effects.create_room(restarted, database, clock, message) == first
         async with database.transaction() as session:
-            assert len([r for r in await outbox.pending(session) if r.room_id == first.ref]) == 1
+            assert len([r for r in await outbox.pending(session) if r.room_id == first.ref]) == 2
 
         # Adoption is by the dossier the room names, not by its name (both are "Summit").
         await queue_room_request(database, "D-2026-0002", "Summit", liaison)
@@ -295,3 +309,32 @@ async def test_room_creation_interrupted_before_it_was_recorded_adopts_the_room(
         assert encryption.content["algorithm"] == "m.megolm.v1.aes-sha2"
     finally:
         await restarted.close()
+
+
+async def test_a_labelled_room_the_bot_did_not_create_is_never_adopted(
+    homeserver: Homeserver, database: Database
+) -> None:
+    """Anyone can label a room of their own as a dossier's and get the bot into it; only
+    the rooms the bot created itself are adopted."""
+    password = secrets.token_urlsafe(12)
+    bot_id = await homeserver.register("aegis-" + secrets.token_hex(4), password)
+    forger_id = await homeserver.register("forger-" + secrets.token_hex(4), "pw-forger")
+    await queue_room_request(database, "D-2026-0003", "Summit", forger_id)
+    message = await pending_creation(database, "D-2026-0003")
+    forger = await bot_client(homeserver, forger_id, "pw-forger")
+    bot = await bot_client(homeserver, bot_id, password)
+    try:
+        forged = await forger.room_create(
+            name="Summit",
+            initial_state=effects.dossier_room_state("D-2026-0003"),
+            invite=[bot_id],
+        )
+        assert isinstance(forged, nio.RoomCreateResponse), forged
+        assert isinstance(await bot.join(forged.room_id), nio.JoinResponse)
+
+        made = await effects.create_room(bot, database, SystemClock(), message)
+        assert isinstance(made, effects.Done) and made.ref not in ("", forged.room_id)
+        assert await stored_dossier_room(database.url, "D-2026-0003") == made.ref
+    finally:
+        await forger.close()
+        await bot.close()

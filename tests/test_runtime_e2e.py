@@ -175,13 +175,14 @@ async def test_invites_to_unconfigured_rooms_or_from_roleless_users_are_declined
     assert {other, by_stranger} <= targets
 
 
-async def test_audit_verify_cli_passes_then_names_the_altered_entry(
-    world: World, running: InProcessBot
-) -> None:
+async def test_audit_verify_cli_passes_then_names_the_altered_entry(world: World) -> None:
+    # Seated before the bot starts: his arrival is history, so the trail holds only the
+    # three refusals (seated later, the membership guard would audit him too).
     await world.seat(world.stranger, "coordination")
-    for _ in range(3):
-        command = await world.stranger.say(world.coordination, "!ping")
-        await world.stranger.reply_to(world.coordination, command)
+    async with world.running_bot():
+        for _ in range(3):
+            command = await world.stranger.say(world.coordination, "!ping")
+            await world.stranger.reply_to(world.coordination, command)
     code, out, err = await run_cli("audit", "verify", "-c", str(world.setup.config_path))
     assert code == 0, err
     assert "3 entries" in out

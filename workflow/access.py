@@ -46,6 +46,8 @@ class AccessPolicy:
     read: Mapping[Data, frozenset[Role]] = field(default_factory=lambda: dict(DEFAULT_READ))
     # Always cleared (a moderation bot, a bridge), so they never freeze a room.
     service_accounts: frozenset[str] = frozenset()
+    # An uncleared member of a dossier room is removed (configured rooms only get a warning).
+    remove_uncleared: bool = True
 
     def server_allowed(self, user_id: str) -> bool:
         server = user_id.partition(":")[2]

@@ -56,6 +56,7 @@ class Workflow:
         from workflow.early_warning import EarlyWarningRules
         from workflow.measures import MeasureRules
         from workflow.meetings import MeetingRules
+        from workflow.membership import MembershipRules
         from workflow.privacy import PrivacyRules
         from workflow.roles import RoleRules
         from workflow.schedule import ScheduleRules
@@ -76,6 +77,7 @@ class Workflow:
         self.meetings = MeetingRules(self)
         self.privacy = PrivacyRules(self)
         self.early_warning = EarlyWarningRules(self)
+        self.membership = MembershipRules(self)
 
     async def roles_of(self, user_id: str) -> frozenset[Role]:
         """The config file's seed, plus the grants in force. A revocation only takes back a

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from workflow.access import Data
 from workflow.errors import Refused
 from workflow.model import (
     CATEGORIES,
@@ -260,12 +261,25 @@ class DossierRules:
     async def request_room(
         self, actor: str, event_id: str, ref: str, invite: Sequence[str]
     ) -> Dossier:
+        """Records the request on the dossier in the same transaction as the reply, so a
+        second request is refused even before the homeserver has made the room. Everyone to
+        be invited (the requester too) must be cleared to read dossier content: every post
+        in a dossier room is."""
         dossier = await self.require_open(ref)
         if dossier.room_id:
             raise Refused(f"{ref} already has its room: {dossier.room_id}")
-        for user in invite:
-            if not await self.wf.roles_of(user):
-                raise Refused(f"invite: {user} holds no role in Aegis")
+        if dossier.room_requested_at:
+            raise Refused(f"{ref} already has its room on the way: it is being created")
+        uncleared = [
+            user
+            for user in dict.fromkeys([actor, *invite])
+            if not self.wf.access.cleared(user, await self.wf.roles_of(user), Data.DOSSIER)
+        ]
+        if uncleared:
+            why = f"not cleared to read dossier content: {', '.join(uncleared)}"
+            await self.wf.refuse(actor, "dossier room", ref, event_id, why)
+            raise Refused(f"invite: {why}")
+        await self.store.update_dossier(ref, {"room_requested_at": self.wf.now})
         await self._record(
             actor,
             event_id,

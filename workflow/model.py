@@ -94,6 +94,7 @@ class Dossier:
     level_at: datetime | None
     subjects: tuple[str, ...] = ()
     purged_at: datetime | None = None  # personal data removed by retention: a tombstone
+    room_requested_at: datetime | None = None  # `!dossier room` asked, the room not yet made
 
 
 @dataclass(frozen=True)

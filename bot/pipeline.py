@@ -267,7 +267,8 @@ class Pipeline:
                     check = None
         rows: list[Row] = [Row(room_id, MESSAGE, notice(reply, in_reply_to=cause), audience=check)]
         rows += await self._announcements_rows(session, cause, reply.also)
-        files = None if carries is None else {"carries": str(carries)}
+        # A file goes or stays with the answer it belongs to.
+        files = None if check is None else {**check, "file": True}
         for attachment in reply.attachments:
             rows.append(
                 Row(room_id, UPLOAD, file_request(attachment, in_reply_to=cause), audience=files)

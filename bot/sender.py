@@ -197,7 +197,8 @@ class Sender:
             if reply_to:
                 actor = check.get("actor") or self.audience.own_user_id
                 shown = await self.audience.withhold(session, verdict, data, actor, reply_to)
-                content = notice(shown, in_reply_to=reply_to)
+                # The answer's file: its requester is told by the answer's own row.
+                content = None if check.get("file") else notice(shown, in_reply_to=reply_to)
             else:
                 await self.audience.cut(session, verdict, data, message.txn_id)
                 content = check.get("brief")

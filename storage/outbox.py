@@ -23,7 +23,8 @@ class PendingMessage:
     # For a row carrying personal data, what the sender checks just before sending and
     # what it falls back to (bot/audience.py): {"carries": data kind, and either "reply_to"
     # and "actor" (the command and its sender) for an answer to withhold, or "brief", the
-    # content of an automated post's brief form, or neither for a file}.
+    # content of an automated post's brief form, or neither for a file; "file" marks an
+    # answer's file, withdrawn without a notice of its own}.
     audience: dict[str, Any] | None = None
 
 

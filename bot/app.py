@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -13,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 import bot
 from bot.audience import Audience
-from bot.backoff import Backoff
+from bot.backoff import Backoff, sleep_unless_stopped
 from bot.calendar_feed import CalendarFeed
 from bot.health import Health, SyncStatus
 from bot.intake.api import IntakeApi
@@ -24,7 +25,7 @@ from bot.metrics import Metrics
 from bot.pipeline import Pipeline, Rooms
 from bot.reconcile import reconcile_prompts
 from bot.scheduler import Scheduler
-from bot.sender import Sender
+from bot.sender import ROOM_POLL, ROOM_WAIT, Sender
 from bot.sync_loop import SyncLoop
 from bot.web import Routes, WebServer
 from bot.webhooks import WebhookPolicy, WebhookSender
@@ -222,7 +223,6 @@ class Aegis:
         # Sending needs the room list and keys that only the first sync brings; it need not
         # wait for that sync's events to be handled, so a backlog is answered as it is read.
         await _until(self.connected, sync_task)
-        await self._require_encryption(audience, rooms)
         send_task = asyncio.create_task(sender.run(), name="sender")
         self.scheduler = Scheduler(pipeline, self.stop, self.metrics)
         tasks = {
@@ -230,6 +230,9 @@ class Aegis:
             send_task,
             webhook_task,
             asyncio.create_task(self.scheduler.run(), name="scheduler"),
+            asyncio.create_task(
+                self._require_encryption(audience, rooms, sender.wake), name="encryption"
+            ),
         }
         if await _until(self.started, sync_task):
             try:
@@ -250,10 +253,24 @@ class Aegis:
             await self.client.close()
             await self.db.close()
 
-    async def _require_encryption(self, audience: Audience, rooms: Rooms) -> None:
+    async def _require_encryption(
+        self, audience: Audience, rooms: Rooms, wake_sender: Callable[[], None]
+    ) -> None:
         """Every configured room and every dossier room must be end-to-end encrypted. One
         that is not gets a warning at start (and /readyz says so); the audience check keeps
-        personal data out of it, at queue time and again before each post."""
+        personal data out of it, at queue time and again before each post.
+
+        On a first start the bot joins its rooms during the first syncs, so the check waits
+        (bounded) until the sync has brought every configured room's state."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + ROOM_WAIT
+        while not all(self.client.rooms.get(r) for r in rooms.by_key.values()):
+            if loop.time() >= deadline:
+                log.warning("not every configured room is joined; checking those that are")
+                break
+            await sleep_unless_stopped(ROOM_POLL, self.stop)
+            if self.stop.is_set():
+                return
         async with self.db.transaction() as session:
             store = Store(session)
             for room_id, room in self.client.rooms.items():
@@ -261,9 +278,7 @@ class Aegis:
                     continue
                 if rooms.known(room_id) or await store.dossier_for_room(room_id) is not None:
                     await audience.warn_unencrypted(session, room_id)
-        for room_id in rooms.by_key.values():
-            if room_id not in self.client.rooms:
-                log.warning("configured room not joined yet", extra={"room_id": room_id})
+        wake_sender()
 
     def _unencrypted_rooms(self) -> list[str]:
         return [] if self.audience is None else sorted(self.audience.unencrypted)

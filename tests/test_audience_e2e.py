@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import nio
 import pytest
 from sqlalchemy import text
 
@@ -57,6 +58,20 @@ async def audited(database_url: str, action: str) -> list[dict[str, Any]]:
         await db.close()
 
 
+async def seen(user: MatrixUser, room: str, member: MatrixUser, membership: str) -> None:
+    """Waits until `user`'s client has the membership change: a message sent while its
+    sync brings one is encrypted for a member list that changes under it."""
+    await user.wait_for(
+        room,
+        lambda e: (
+            isinstance(e, nio.RoomMemberEvent)
+            and e.state_key == member.user_id
+            and e.membership == membership
+        ),
+        timeout=WAIT,
+    )
+
+
 def bodies(world: World, user: MatrixUser, room: str) -> list[str]:
     return [
         str(content(e).get("body", ""))
@@ -70,6 +85,7 @@ async def test_a_dossier_is_withheld_while_a_member_without_a_role_is_in_the_roo
 ) -> None:
     dossier = await open_dossier(world)
     await world.seat(world.stranger, "coordination")
+    await seen(world.alice, world.coordination, world.stranger, "join")
     withheld = await ask(world.alice, world.coordination, f"!dossier show {dossier}")
     assert WITHHELD in withheld
     assert f"Not cleared: {world.stranger.user_id}" in withheld
@@ -79,6 +95,7 @@ async def test_a_dossier_is_withheld_while_a_member_without_a_role_is_in_the_roo
     assert world.stranger.user_id in entry["detail"]
 
     await world.stranger.client.room_leave(world.coordination)
+    await seen(world.alice, world.coordination, world.stranger, "leave")
     shown = await ask(world.alice, world.coordination, f"!dossier show {dossier}")
     assert WITHHELD not in shown and TITLE in shown
 
@@ -86,6 +103,7 @@ async def test_a_dossier_is_withheld_while_a_member_without_a_role_is_in_the_roo
 async def test_an_invited_member_counts_too(world: World, bot: InProcessBot) -> None:
     dossier = await open_dossier(world)
     await world.admin.invite(world.coordination, world.stranger.user_id)
+    await seen(world.alice, world.coordination, world.stranger, "invite")
     withheld = await ask(world.alice, world.coordination, f"!dossier timeline {dossier}")
     assert WITHHELD in withheld and world.stranger.user_id in withheld
 
@@ -96,6 +114,7 @@ async def test_prompts_for_an_uncleared_room_are_cut_to_ids_and_coordination_ale
     dossier = await open_dossier(world)
     await world.seat(world.stranger, "approvals")
     approvals = world.setup.rooms["approvals"]
+    await seen(world.alice, approvals, world.stranger, "join")
     for n in (1, 2):
         proposed = await ask(
             world.alice, world.coordination, f"!measure propose {dossier} patrol round {n}"

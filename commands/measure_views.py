@@ -112,7 +112,9 @@ def order(measure: Measure, proposed: Proposed, tz: ZoneInfo, provisional: bool)
         ),
         ref=order_ref(measure.id),
         reactions=(APPROVE,),
-        brief=Reply(title, Severity.WARNING, lines=(DETAILS_WITHHELD, ack)),
+        brief=Reply(
+            title, Severity.WARNING, fields=(("Dossier", d.ref),), lines=(DETAILS_WITHHELD, ack)
+        ),
     )
 
 
@@ -197,7 +199,12 @@ def decision_announcements(decision: Decision, tz: ZoneInfo) -> tuple[Announceme
                     fields=(("Period", measure_period(m, tz)), ("Details", m.details)),
                     carries=Data.EXECUTION,
                 ),
-                brief=Reply(title, Severity.WARNING, lines=(DETAILS_WITHHELD,)),
+                brief=Reply(
+                    title,
+                    Severity.WARNING,
+                    fields=(("Dossier", d.ref),),
+                    lines=(DETAILS_WITHHELD,),
+                ),
             )
         )
     elif m.state is MeasureState.ENDED and p.urgent:

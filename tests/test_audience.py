@@ -359,3 +359,33 @@ async def test_the_sender_sends_in_full_when_the_room_is_still_cleared(
     async with database.snapshot() as session:
         [row, _file] = list(await session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
     assert row.audience is None and row.sent_event_id == "$sent1"
+
+
+# --- honest tags and briefs -------------------------------------------------------------------
+
+
+def _seen(reply: Reply) -> str:
+    return "\n".join([reply.title, *reply.lines, *(f"{k}: {v}" for k, v in reply.fields)])
+
+
+async def test_the_approval_flow_tags_its_posts_and_briefs_carry_no_content(
+    database: Database,
+) -> None:
+    from commands.measure_views import reacted
+    from tests.test_measures import CHIEF, MINA, dossier, make_chat, propose
+
+    chat = make_chat(database)
+    ref = await dossier(chat)
+    proposed = await propose(chat, ref, who=CHIEF, extra="urgent=yes")
+    result = await chat.react(MINA, f"$prompt-{proposed.title.split()[1].rstrip(':')}")
+    posts = [*proposed.also, *reacted(result, ZoneInfo("Europe/Brussels"))]
+    kinds = {a.reply.title.split()[0]: a.reply.carries for a in posts}
+    assert kinds["Approval"] is Data.DOSSIER and kinds["PROVISIONAL"] is Data.EXECUTION
+    content = ("Visit of the President", "visit programme", "SERIOUS", "credible threat")
+    for post in posts:
+        if post.reply.carries is None:
+            assert not any(word in _seen(post.reply) for word in content), _seen(post.reply)
+            continue
+        assert post.brief is not None, post.reply.title
+        assert ref in _seen(post.brief)
+        assert not any(word in _seen(post.brief) for word in content), _seen(post.brief)

@@ -51,6 +51,7 @@ from commands.replies import Reply, RoomKey, Severity
 from config import Role, load_settings
 from storage.db import Database
 from tests.support.chat import START, Chat
+from tests.support.rooms import make_audience, rooms_with
 from tests.support.seed import seed_dossiers
 from workflow import RuntimeInfo
 
@@ -141,19 +142,27 @@ async def measure(url: str, rounds: int, budget: float) -> dict[str, object]:
     everything = set(Role)
     chat = Chat(db, {USER: everything}, now=START, policy=rules)
     tz = ZoneInfo(settings.bot.timezone)
+    own = "@aegis:aegis.test"
+    info = RuntimeInfo("bench", START)
+    # Encrypted rooms where the bench user, who holds every role, is the only member.
+    state = rooms_with(ROOMS.values(), USER)
+    audience = make_audience(
+        chat.access, state, own, ROOMS[RoomKey.COORDINATION], FixedClock(START), info
+    )
     pipeline = Pipeline(
         db=db,
         dispatcher=Dispatcher(registry, "!", settings.bot.max_command_bytes),
         access=chat.access,
-        info=RuntimeInfo("bench", START),
+        info=info,
         policy=rules,
         clock=FixedClock(START),
         rooms=Rooms(dict(ROOMS)),
-        own_user_id="@aegis:aegis.test",
+        own_user_id=own,
         prefix="!",
         tz=tz,
         wake_sender=lambda: None,
         request_keys=lambda _event: asyncio.sleep(0),
+        audience=audience,
     )
     rng = random.Random(7)
     counter = itertools.count(1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -12,7 +13,8 @@ from nio import AsyncClient, MegolmEvent, RoomResolveAliasResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import bot
-from bot.backoff import Backoff
+from bot.audience import Audience
+from bot.backoff import Backoff, sleep_unless_stopped
 from bot.calendar_feed import CalendarFeed
 from bot.clear_relations import keep_clear_relations
 from bot.guard import MembershipSweep
@@ -25,7 +27,7 @@ from bot.metrics import Metrics
 from bot.pipeline import Pipeline, Rooms
 from bot.reconcile import reconcile_prompts
 from bot.scheduler import Scheduler
-from bot.sender import Sender
+from bot.sender import ROOM_POLL, ROOM_WAIT, Sender
 from bot.sync_loop import SyncLoop
 from bot.web import Routes, WebServer
 from bot.webhooks import WebhookPolicy, WebhookSender
@@ -110,11 +112,11 @@ class Aegis:
         self.sync_status = SyncStatus()
         self.metrics = Metrics(self.sync_status.lag, self.clock)
         self.metrics.watch_rate_limits(self.client)
-        self.sender = Sender(self.client, self.db, self.clock, self.stop, self.metrics)
         self.connected = asyncio.Event()  # set once the first sync brought the rooms and keys
         self.started = asyncio.Event()  # set once the first sync is handled
         self.scheduler: Scheduler | None = None
         self.web: WebServer | None = None
+        self.audience: Audience | None = None  # once the rooms are resolved
         self.access = access_policy(settings)
         self.info = RuntimeInfo(bot.__version__, datetime.now(UTC))
         self.policy = policy(settings)
@@ -151,7 +153,9 @@ class Aegis:
         await self.db.migrate()
         # Up before login: health answers, and partners' reports are taken in and kept
         # while the homeserver is unreachable.
-        parts: list[Routes] = [Health(self.db, self.sync_status, self.metrics)]
+        parts: list[Routes] = [
+            Health(self.db, self.sync_status, self.metrics, self._unencrypted_rooms)
+        ]
         http = self.settings.http
         if http.token:
             parts.append(CalendarFeed(self.db, self.workflow, http.token.get_secret_value()))
@@ -182,6 +186,15 @@ class Aegis:
                 log.warning("homeserver unreachable at start: %r", exc)
                 await backoff.wait(self.stop)
         rooms = await resolve_rooms(self.client, self.settings, self.stop)
+        audience = Audience(
+            self.access,
+            self.client.rooms.get,
+            self.settings.matrix.user_id,
+            rooms.by_key[RoomKey.COORDINATION],
+            self.workflow,
+        )
+        self.audience = audience
+        sender = Sender(self.client, self.db, self.clock, self.stop, audience, self.metrics)
         pipeline = Pipeline(
             db=self.db,
             dispatcher=Dispatcher(
@@ -195,8 +208,9 @@ class Aegis:
             own_user_id=self.settings.matrix.user_id,
             prefix=self.settings.bot.prefix,
             tz=ZoneInfo(self.settings.bot.timezone),
-            wake_sender=self.sender.wake,
+            wake_sender=sender.wake,
             request_keys=self._request_keys,
+            audience=audience,
             on_command=self.metrics.command_handled,
         )
         await self.intake.ready(pipeline.enqueue_announcements)
@@ -214,13 +228,16 @@ class Aegis:
         # Sending needs the room list and keys that only the first sync brings; it need not
         # wait for that sync's events to be handled, so a backlog is answered as it is read.
         await _until(self.connected, sync_task)
-        send_task = asyncio.create_task(self.sender.run(), name="sender")
+        send_task = asyncio.create_task(sender.run(), name="sender")
         self.scheduler = Scheduler(pipeline, self.stop, self.metrics)
         tasks = {
             sync_task,
             send_task,
             webhook_task,
             asyncio.create_task(self.scheduler.run(), name="scheduler"),
+            asyncio.create_task(
+                self._require_encryption(audience, rooms, sender.wake), name="encryption"
+            ),
         }
         if await _until(self.started, sync_task):
             try:
@@ -240,6 +257,36 @@ class Aegis:
                 await self.web.stop()
             await self.client.close()
             await self.db.close()
+
+    async def _require_encryption(
+        self, audience: Audience, rooms: Rooms, wake_sender: Callable[[], None]
+    ) -> None:
+        """Every configured room and every dossier room must be end-to-end encrypted. One
+        that is not gets a warning at start (and /readyz says so); the audience check keeps
+        personal data out of it, at queue time and again before each post.
+
+        On a first start the bot joins its rooms during the first syncs, so the check waits
+        (bounded) until the sync has brought every configured room's state."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + ROOM_WAIT
+        while not all(self.client.rooms.get(r) for r in rooms.by_key.values()):
+            if loop.time() >= deadline:
+                log.warning("not every configured room is joined; checking those that are")
+                break
+            await sleep_unless_stopped(ROOM_POLL, self.stop)
+            if self.stop.is_set():
+                return
+        async with self.db.transaction() as session:
+            store = Store(session)
+            for room_id, room in self.client.rooms.items():
+                if room.encrypted:
+                    continue
+                if rooms.known(room_id) or await store.dossier_for_room(room_id) is not None:
+                    await audience.warn_unencrypted(session, room_id)
+        wake_sender()
+
+    def _unencrypted_rooms(self) -> list[str]:
+        return [] if self.audience is None else sorted(self.audience.unencrypted)
 
     def workflow(self, session: AsyncSession, now: datetime | None = None) -> Workflow:
         """The rules, bound to this transaction and this moment."""

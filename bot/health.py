@@ -1,8 +1,9 @@
 """`/healthz`, `/readyz` and `/metrics` on the bot's HTTP server.
 
 - `/healthz`: liveness; answers 200 as long as the event loop runs, even before login.
-- `/readyz`: 200 only while the last successful sync is younger than `max_sync_age` and the
-  database answers `SELECT 1`; else 503 with a JSON reason.
+- `/readyz`: 200 only while the last successful sync is younger than `max_sync_age`, the
+  database answers `SELECT 1` and every configured and dossier room is end-to-end
+  encrypted; else 503 with a JSON reason (naming the unencrypted rooms by ID).
 - `/metrics`: Prometheus text (see bot/metrics.py).
 
 No token: they reveal no personal data. Bind `http.listen` to loopback or a private network,
@@ -13,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from aiohttp import web
 
@@ -57,11 +58,14 @@ class Health:
         db: Database,
         sync: SyncStatus,
         metrics: Metrics,
+        unencrypted: Callable[[], Sequence[str]] = lambda: (),
         max_sync_age: float = MAX_SYNC_AGE,
     ) -> None:
         self.db = db
         self.sync = sync
         self.metrics = metrics
+        # Rooms that must be encrypted and are not (bot/audience.py keeps the list).
+        self.unencrypted = unencrypted
         self.max_sync_age = max_sync_age
 
     def routes(self) -> list[web.RouteDef]:
@@ -75,9 +79,12 @@ class Health:
         return web.json_response({"status": "ok"})
 
     async def readyz(self, _request: web.Request) -> web.Response:
-        reason = self._sync_problem() or await self._database_problem()
+        reason = self._sync_problem() or await self._database_problem() or self._room_problem()
         if reason:
-            return web.json_response({"status": "not ready", "reason": reason}, status=503)
+            body: dict[str, object] = {"status": "not ready", "reason": reason}
+            if self.unencrypted():
+                body["unencrypted_rooms"] = list(self.unencrypted())
+            return web.json_response(body, status=503)
         return web.json_response({"status": "ready"})
 
     def _sync_problem(self) -> str | None:
@@ -86,6 +93,12 @@ class Health:
             return "no successful sync yet"
         if age >= self.max_sync_age:
             return f"last successful sync {age:.0f}s ago (limit {self.max_sync_age:.0f}s)"
+        return None
+
+    def _room_problem(self) -> str | None:
+        rooms = self.unencrypted()
+        if rooms:
+            return "rooms not end-to-end encrypted: " + ", ".join(rooms)
         return None
 
     async def _database_problem(self) -> str | None:

@@ -6,6 +6,7 @@ event is skipped as already handled)."""
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import hashlib
 import logging
@@ -29,6 +30,7 @@ from nio import (
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.audience import Audience
 from bot.clear_relations import relation_matches
 from bot.render import (
     CREATE_ROOM,
@@ -112,6 +114,7 @@ class Pipeline:
     tz: ZoneInfo
     wake_sender: Callable[[], None]
     request_keys: Callable[[MegolmEvent], Awaitable[None]]
+    audience: Audience
     on_command: CommandObserver | None = None
 
     async def handle(self, room_id: str, event: Event) -> bool:
@@ -249,7 +252,7 @@ class Pipeline:
         if found.removed:
             reason = "not cleared to read this room's data"
             rows.append(Row(room.room_id, KICK, membership_request(user, reason)))
-        rows += self._announcements_rows(uncleared_warning(found))
+        rows += await self._announcements_rows(session, cause, uncleared_warning(found))
         await self._write(session, cause, rows)
         log.warning(
             "uncleared member %s", arrival, extra={"room_id": room.room_id, "sender": actor}
@@ -290,7 +293,8 @@ class Pipeline:
                 workflow=workflow,
             )
             dispatched.append(await self.dispatcher.run(body, ctx))
-            await self._enqueue(session, room_id, event.event_id, dispatched[-1].reply)
+            reply = dispatched[-1].reply
+            await self._enqueue(session, room_id, event.event_id, reply, event.sender)
 
         handled = await self._once(room_id, event, work, answer_failure=True)
         # Counted once the outcome is committed, so a redo after a crash or an outage is not
@@ -341,13 +345,33 @@ class Pipeline:
     def _room(self, room: RoomKey | str) -> str:
         return self.rooms.by_key[RoomKey(room)] if room in ROOM_KEYS else room
 
-    async def _enqueue(self, session: AsyncSession, room_id: str, cause: str, reply: Reply) -> None:
+    async def _enqueue(
+        self, session: AsyncSession, room_id: str, cause: str, reply: Reply, actor: str = ""
+    ) -> None:
         """The reply, its announcements, files and room request, in the order they must
-        happen; the sender turns the two `aegis.*` kinds into uploads and room creation."""
-        rows: list[Row] = [Row(room_id, MESSAGE, notice(reply, in_reply_to=cause))]
-        rows += self._announcements_rows(reply.also)
+        happen; the sender turns the two `aegis.*` kinds into uploads and room creation.
+
+        An answer carrying personal data into a room that may not read it is withheld (the
+        requester is told who is not cleared, and it is audited); its files with it. What
+        passes is checked again by the sender just before it goes out."""
+        carries = reply.carries
+        check: dict[str, Any] | None = None
+        if carries is not None:
+            check = {"carries": str(carries), "reply_to": cause, "actor": actor}
+            if self.audience.knows(room_id):
+                verdict = await self.audience.verdict(session, room_id)
+                if not verdict.allows(carries):
+                    shown = await self.audience.withhold(session, verdict, carries, actor, cause)
+                    reply = dataclasses.replace(shown, also=reply.also, room=reply.room)
+                    check = None
+        rows: list[Row] = [Row(room_id, MESSAGE, notice(reply, in_reply_to=cause), audience=check)]
+        rows += await self._announcements_rows(session, cause, reply.also)
+        # A file goes or stays with the answer it belongs to.
+        files = None if check is None else {**check, "file": True}
         for attachment in reply.attachments:
-            rows.append(Row(room_id, UPLOAD, file_request(attachment, in_reply_to=cause)))
+            rows.append(
+                Row(room_id, UPLOAD, file_request(attachment, in_reply_to=cause), audience=files)
+            )
         if reply.room is not None:
             rows.append(Row(room_id, CREATE_ROOM, room_request(reply.room)))
         await self._write(session, cause, rows)
@@ -356,9 +380,13 @@ class Pipeline:
         self, session: AsyncSession, cause: str, announcements: tuple[Announcement, ...]
     ) -> None:
         """Messages with no command to reply to: caused by a reaction or a scheduled step."""
-        await self._write(session, cause, self._announcements_rows(announcements))
+        await self._write(
+            session, cause, await self._announcements_rows(session, cause, announcements)
+        )
 
-    def _announcements_rows(self, announcements: tuple[Announcement, ...]) -> list[Row]:
+    async def _announcements_rows(
+        self, session: AsyncSession, cause: str, announcements: tuple[Announcement, ...]
+    ) -> list[Row]:
         """The same notice for the same room is posted once, e.g. when the proposer's room
         is the coordination room that is told anyway."""
         rows: list[Row] = []
@@ -368,33 +396,58 @@ class Pipeline:
             if announcement.replaces is None and key in seen:
                 continue
             seen.append(key)
-            rows += self._announcement_rows(announcement)
+            rows += await self._announcement_rows(session, cause, announcement)
         return rows
 
-    def _announcement_rows(self, announcement: Announcement) -> list[Row]:
+    async def _announcement_rows(
+        self, session: AsyncSession, cause: str, announcement: Announcement
+    ) -> list[Row]:
+        """Personal data only where the room may read it; elsewhere the brief form (IDs and
+        counts, same ref, so a cut prompt still collects votes) or nothing, and coordination
+        is alerted. What passes keeps its brief for the sender's last check."""
         room = self._room(announcement.room)
+        carries = announcement.reply.carries
+        check: dict[str, Any] | None = None
+        if carries is not None:
+            if self.audience.knows(room):
+                verdict = await self.audience.verdict(session, room)
+                if not verdict.allows(carries):
+                    await self.audience.cut(session, verdict, carries, cause)
+                    if announcement.brief is None:
+                        return []
+                    return self._posted(room, announcement, announcement.brief, None)
+            brief = announcement.brief
+            check = {
+                "carries": str(carries),
+                "brief": None if brief is None else self._content(announcement, brief),
+            }
+        return self._posted(room, announcement, announcement.reply, check)
+
+    def _content(self, announcement: Announcement, reply: Reply) -> dict[str, Any]:
         if announcement.replaces:
-            return [Row(room, MESSAGE, edit(announcement.reply, announcement.replaces))]
-        rows = [
-            Row(
-                room,
-                MESSAGE,
-                notice(
-                    announcement.reply,
-                    mentions=announcement.mentions,
-                    thread_of=announcement.thread,
-                ),
-                announcement.ref,
-            )
-        ]
+            return edit(reply, announcement.replaces)
+        return notice(reply, mentions=announcement.mentions, thread_of=announcement.thread)
+
+    def _posted(
+        self,
+        room: str,
+        announcement: Announcement,
+        reply: Reply,
+        check: dict[str, Any] | None,
+    ) -> list[Row]:
+        content = self._content(announcement, reply)
+        if announcement.replaces:
+            return [Row(room, MESSAGE, content, audience=check)]
+        rows = [Row(room, MESSAGE, content, announcement.ref, check)]
         if announcement.ref:
             rows += [
                 Row(room, REACTION, reaction(key, announcement.ref))
                 for key in announcement.reactions
             ]
+        files = None if check is None else {"carries": check["carries"]}
         rows += [
-            Row(room, UPLOAD, file_request(attachment, in_reply_to=None))
-            for attachment in announcement.reply.attachments
+            Row(room, UPLOAD, file_request(attachment, in_reply_to=None), audience=files)
+            for attachment in reply.attachments
         ]
         return rows
 
@@ -409,6 +462,7 @@ class Pipeline:
                 content=row.content,
                 now=now,
                 ref=row.ref,
+                audience=row.audience,
             )
 
 
@@ -418,6 +472,7 @@ class Row:
     kind: str
     content: dict[str, Any]
     ref: str | None = None
+    audience: dict[str, Any] | None = None
 
 
 ROOM_KEYS = frozenset(key.value for key in RoomKey)

@@ -18,11 +18,13 @@ from typing import Any
 from nio import AsyncClient, ErrorResponse
 
 from bot import effects
+from bot.audience import Audience
 from bot.backoff import Backoff, sleep_unless_stopped, unless_stopped
 from bot.metrics import Metrics
-from bot.render import CREATE_ROOM, INVITE, KICK, UPLOAD
+from bot.render import CREATE_ROOM, INVITE, KICK, UPLOAD, notice
 from storage import dossiers, outbox
 from storage.db import Database
+from workflow.access import Data
 from workflow.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -51,12 +53,14 @@ class Sender:
         db: Database,
         clock: Clock,
         stop: asyncio.Event,
+        audience: Audience,
         metrics: Metrics | None = None,
     ) -> None:
         self.client = client
         self.db = db
         self.clock = clock
         self.stop = stop
+        self.audience = audience
         self.metrics = metrics
         self._wake = asyncio.Event()
         self._marking: set[asyncio.Task[None]] = set()
@@ -87,7 +91,12 @@ class Sender:
         finally:
             await self._settle_marks()
 
-    def _mark_sent(self, message: outbox.PendingMessage, event_id: str) -> None:
+    def _mark_sent(
+        self,
+        message: outbox.PendingMessage,
+        event_id: str,
+        sent: dict[str, Any] | None = None,
+    ) -> None:
         """Recorded while the next message is already on its way: the mark is off the
         critical path of a backlog. Should it never commit, the row is sent again under the
         same transaction ID and the homeserver answers with the original event."""
@@ -95,7 +104,7 @@ class Sender:
         async def mark() -> None:
             try:
                 async with self.db.transaction() as session:
-                    await outbox.mark_sent(session, message.id, event_id, self.clock.now())
+                    await outbox.mark_sent(session, message.id, event_id, self.clock.now(), sent)
             except Exception as exc:
                 log.warning(
                     "recording a sent message failed; it will be resent: %r",
@@ -127,9 +136,14 @@ class Sender:
         nio itself waits out M_LIMIT_EXCEEDED using the server's retry_after_ms."""
         if message.event_type not in NOT_MESSAGES:
             await self._await_room(message.room_id, _mentioned(message.content))
-        resolved = await self._resolve(message)
+        screened = await self._screen(message)
+        if screened is None:
+            return
+        resolved = await self._resolve(screened)
         if resolved is None:
             return
+        # Sent in another form than queued: the row keeps what was posted, nothing more.
+        replaced = resolved.content if screened is not message else None
         message = resolved
         attempts = 0
         while not self.stop.is_set():
@@ -142,7 +156,7 @@ class Sender:
             except Exception as exc:  # nio raises for local faults too (unknown room, crypto)
                 response = exc
             if isinstance(response, effects.Done):
-                self._mark_sent(message, response.ref)
+                self._mark_sent(message, response.ref, replaced)
                 return
             if _permanent(response) and attempts >= PERMANENT_ATTEMPTS:
                 log.error(
@@ -171,6 +185,37 @@ class Sender:
             if self.metrics is not None:
                 self.metrics.send_retried()
             await sleep_unless_stopped(delay, self.stop)
+
+    async def _screen(self, message: outbox.PendingMessage) -> outbox.PendingMessage | None:
+        """The audience check again, just before sending: since the row was queued someone
+        may have joined or been invited, a role revoked, or the room may have turned out
+        unencrypted. A failing answer becomes the withheld notice, a failing automated post
+        its brief form (coordination alerted once), a file or later part nothing at all."""
+        check = message.audience
+        if check is None:
+            return message
+        data = Data(check["carries"])
+        async with self.db.snapshot() as session:
+            verdict = await self.audience.verdict(session, message.room_id)
+        if verdict.allows(data):
+            return message
+        content: dict[str, Any] | None
+        async with self.db.transaction() as session:
+            reply_to = check.get("reply_to")
+            if reply_to:
+                actor = check.get("actor") or self.audience.own_user_id
+                shown = await self.audience.withhold(session, verdict, data, actor, reply_to)
+                # The answer's file: its requester is told by the answer's own row.
+                content = None if check.get("file") else notice(shown, in_reply_to=reply_to)
+            else:
+                await self.audience.cut(session, verdict, data, message.txn_id)
+                content = check.get("brief")
+            if content is None:
+                await outbox.withdraw(
+                    session, message.id, "withheld: the room may not read it", self.clock.now()
+                )
+                return None
+        return dataclasses.replace(message, content=content, audience=None)
 
     async def _resolve(self, message: outbox.PendingMessage) -> outbox.PendingMessage | None:
         """Fills in `{"$ref": name}` with the event ID of the message sent under that name.

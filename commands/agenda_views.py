@@ -15,7 +15,15 @@ import icalendar
 
 from commands.formatting import age, when
 from commands.measure_views import what
-from commands.replies import Announcement, Attachment, Reply, RoomKey, Severity
+from commands.replies import (
+    DETAILS_WITHHELD,
+    Announcement,
+    Attachment,
+    Reply,
+    RoomKey,
+    Severity,
+)
+from workflow.access import Data
 from workflow.agenda import (
     Agenda,
     DailyAgenda,
@@ -258,12 +266,17 @@ def agenda_reply(agenda: Agenda, tz: ZoneInfo, room_id: str) -> Reply:
         attachments = (
             Attachment(f"agenda-{doc.slug()}-{stamp}.md", "text/markdown", markdown(doc)),
         )
+    # Later parts have no brief form: withheld, the answer goes and they stay away.
     return Reply(
         first.title,
         first.severity,
         lines=first.lines,
-        also=tuple(Announcement(room_id, part) for part in replies[1:]),
+        also=tuple(
+            Announcement(room_id, dataclasses.replace(part, carries=Data.DOSSIER))
+            for part in replies[1:]
+        ),
         attachments=attachments,
+        carries=Data.DOSSIER,
     )
 
 
@@ -306,18 +319,36 @@ def meeting_announcements(outcome: Reminder | Starting, tz: ZoneInfo) -> tuple[A
     if occurrence.moved:
         intro.append(f"Moved from {when(occurrence.original, tz)}: {occurrence.reason or '—'}")
     first = replies[0]
-    replies[0] = Reply(
-        first.title,
-        Severity.WARNING if outcome.late else Severity.INFO,
-        lines=(*intro, doc.title, *first.lines),
-    )
+    severity = Severity.WARNING if outcome.late else Severity.INFO
+    replies[0] = Reply(first.title, severity, lines=(*intro, doc.title, *first.lines))
     if len(replies) > 1:
         # A long agenda in several messages also comes whole, as a file, after the last one.
         stamp = occurrence.at.astimezone(tz).strftime("%Y-%m-%d")
         whole = Attachment(f"agenda-{doc.slug()}-{stamp}.md", "text/markdown", markdown(doc))
         replies[-1] = dataclasses.replace(replies[-1], attachments=(whole,))
-    announcements = [Announcement(room, replies[0], ref=agenda_ref(occurrence, offset))]
-    announcements += [Announcement(room, part) for part in replies[1:]]
+    # Cut down, the reminder keeps its heading and counts each section; later parts and
+    # the file are left out.
+    brief = Reply(
+        first.title.split(" (part ")[0],
+        severity,
+        lines=(
+            *intro[: int(outcome.late)],
+            doc.title,
+            *(f"{s.heading}: {len(s.items)}" for s in doc.sections),
+            DETAILS_WITHHELD,
+        ),
+    )
+    announcements = [
+        Announcement(
+            room,
+            dataclasses.replace(replies[0], carries=Data.DOSSIER),
+            ref=agenda_ref(occurrence, offset),
+            brief=brief,
+        )
+    ]
+    announcements += [
+        Announcement(room, dataclasses.replace(part, carries=Data.DOSSIER)) for part in replies[1:]
+    ]
     return tuple(announcements)
 
 

@@ -11,6 +11,7 @@ from commands.dossier import DossierRef
 from commands.formatting import when
 from commands.replies import Reply
 from config import Role
+from workflow.access import Data
 
 
 def _detail(action: str, target: str, ref: str, detail: dict[str, Any]) -> str:
@@ -46,4 +47,6 @@ async def audit(ctx: Context, dossier: DossierRef, page: Opt[int | None] = None)
             + _detail(e.action, e.target, dossier, e.detail)
             for e in trail.entries
         ),
+        # Who looked at a protected person's dossier, and when, belongs to the dossier.
+        carries=Data.DOSSIER,
     )

@@ -21,6 +21,7 @@ from commands.errors import ArgumentError, shown
 from commands.formatting import level, one_line, period, when
 from commands.replies import Reply, RoomRequest, Severity
 from config import Role
+from workflow.access import Data
 from workflow.model import Basis, DossierFilter, DossierKind, DossierStatus, TimelineEntry
 from workflow.privacy import Reader
 
@@ -146,6 +147,7 @@ async def dossier_open(
             ("Period", period(dossier, ctx.tz)),
             ("Lead", dossier.lead or "—"),
         ),
+        carries=Data.DOSSIER,
     )
 
 
@@ -176,6 +178,7 @@ async def dossier_show(ctx: Context, dossier: DossierRef) -> Reply:
         f"{d.ref} — {d.title}",
         fields=tuple(fields),
         lines=tuple(_entry(e, ctx) for e in view.recent),
+        carries=Data.DOSSIER,
     )
 
 
@@ -211,6 +214,7 @@ async def dossier_list(
     return Reply(
         f"Dossiers {result.page}/{result.pages} ({result.total} in all)",
         lines=tuple(one_line(d, ctx.now) for d in result.dossiers),
+        carries=Data.DOSSIER,
     )
 
 
@@ -222,9 +226,12 @@ async def dossier_list(
 async def dossier_find(ctx: Context, text: Rest[str]) -> Reply:
     found = await ctx.workflow.dossiers.find(text, reader(ctx, "dossier find"))
     if not found:
+        # Only what the sender typed in this very room.
         return Reply(f"Nothing found for “{text.strip()}”.")
     return Reply(
-        f"{len(found)} found for “{text.strip()}”", lines=tuple(one_line(d, ctx.now) for d in found)
+        f"{len(found)} found for “{text.strip()}”",
+        lines=tuple(one_line(d, ctx.now) for d in found),
+        carries=Data.DOSSIER,
     )
 
 
@@ -270,7 +277,10 @@ async def dossier_edit(
     changes = {key: value for key, value in given.items() if value is not None}
     updated = await ctx.workflow.dossiers.edit(ctx.actor, ctx.event_id, dossier, changes)
     return Reply(
-        f"Updated {updated.ref}", Severity.SUCCESS, fields=(("Period", period(updated, ctx.tz)),)
+        f"Updated {updated.ref}",
+        Severity.SUCCESS,
+        fields=(("Period", period(updated, ctx.tz)),),
+        carries=Data.DOSSIER,
     )
 
 
@@ -282,6 +292,7 @@ async def dossier_edit(
 )
 async def dossier_close(ctx: Context, dossier: DossierRef, reason: Rest[str]) -> Reply:
     await ctx.workflow.dossiers.close(ctx.actor, ctx.event_id, dossier, reason)
+    # The reason is the sender's own words, already in this room: nothing new to withhold.
     return Reply(f"Closed {dossier}", Severity.SUCCESS, fields=(("Reason", reason),))
 
 
@@ -306,6 +317,7 @@ async def dossier_timeline(ctx: Context, dossier: DossierRef) -> Reply:
     return Reply(
         f"Timeline of {dossier} ({len(entries)} entries)",
         lines=tuple(_entry(e, ctx) for e in entries),
+        carries=Data.DOSSIER,
     )
 
 
@@ -319,8 +331,10 @@ async def dossier_room(
     ctx: Context, dossier: DossierRef, invite: Opt[UserList | None] = None
 ) -> Reply:
     d = await ctx.workflow.dossiers.request_room(ctx.actor, ctx.event_id, dossier, invite or ())
+    # IDs only: the welcome is posted by the runtime once the room exists, outside the
+    # audience check of this reply; the content is one `dossier show` away.
     welcome = Reply(
-        f"Room of {d.ref} — {d.title}",
+        f"Room of {d.ref}",
         lines=(f"Dossier commands here may leave out the ID, e.g. {ctx.prefix}dossier show",),
     )
     return Reply(

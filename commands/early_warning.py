@@ -14,6 +14,7 @@ from commands.formatting import when
 from commands.measure import numbered
 from commands.replies import Reply, Severity
 from config import Role
+from workflow.access import Data
 from workflow.early_warning_model import ALL_SECTORS, ReportStatus, Sector
 
 
@@ -96,6 +97,7 @@ async def ew_list(
     return Reply(
         f"Early-warning reports ({status}): {found.total}{more}",
         lines=tuple(one_line(r, ctx.tz) for r in found.reports),
+        carries=Data.EARLY_WARNING,
     )
 
 
@@ -125,6 +127,7 @@ async def ew_show(ctx: Context, report: ReportRef) -> Reply:
         f"{found.ref}: {found.input.category} at {place(found)}",
         fields=tuple(fields),
         lines=tuple(f"related: {one_line(r, ctx.tz)}" for r in related),
+        carries=Data.EARLY_WARNING,
     )
 
 
@@ -222,4 +225,5 @@ async def ew_deliveries(ctx: Context, warning: WarningRef) -> Reply:
         f"{found.ref} to {found.sector}: {received} of {len(deliveries)} received",
         Severity.SUCCESS if received == len(deliveries) else Severity.WARNING,
         lines=tuple(lines),
+        carries=Data.EARLY_WARNING,
     )

@@ -8,7 +8,8 @@ from __future__ import annotations
 from zoneinfo import ZoneInfo
 
 from commands.formatting import when
-from commands.replies import Announcement, Reply, RoomKey, Severity
+from commands.replies import DETAILS_WITHHELD, Announcement, Reply, RoomKey, Severity
+from workflow.access import Data
 from workflow.early_warning import Submitted, WarningDecision
 from workflow.early_warning_model import Report, SectorWarning, WarningState
 from workflow.early_warning_refs import warning_ref
@@ -60,27 +61,44 @@ def report_posted(submitted: Submitted, threshold: int, tz: ZoneInfo) -> tuple[A
     """The report in the early-warning room; a pattern alert in the coordination room when
     enough correlated reports came together."""
     report = submitted.report
+    severity = Severity.WARNING if submitted.correlated else Severity.INFO
     posts = [
         Announcement(
             RoomKey.EARLY_WARNING,
             Reply(
                 f"{report.ref}: {report.input.category} reported by {report.partner_name}",
-                Severity.WARNING if submitted.correlated else Severity.INFO,
+                severity,
                 fields=(*report_fields(report, tz), ("Correlation", correlation(submitted))),
+                carries=Data.EARLY_WARNING,
+            ),
+            brief=Reply(
+                f"{report.ref}: new early-warning report",
+                severity,
+                fields=(("Sector", str(report.sector)), ("Correlation", correlation(submitted))),
+                lines=(DETAILS_WITHHELD,),
             ),
         )
     ]
     if submitted.pattern(threshold):
         group = sorted((*submitted.correlated, report), key=lambda r: r.input.observed_at)
         partners = len({r.partner_id for r in group})
+        title = (
+            f"PATTERN ALERT: {len(group)} correlated early-warning reports "
+            f"from {partners} partner(s), latest {report.ref}"
+        )
         posts.append(
             Announcement(
                 RoomKey.COORDINATION,
                 Reply(
-                    f"PATTERN ALERT: {len(group)} correlated early-warning reports "
-                    f"from {partners} partner(s), latest {report.ref}",
+                    title,
                     Severity.WARNING,
                     lines=tuple(one_line(r, tz) for r in group),
+                    carries=Data.EARLY_WARNING,
+                ),
+                brief=Reply(
+                    title,
+                    Severity.WARNING,
+                    lines=(", ".join(r.ref for r in group), DETAILS_WITHHELD),
                 ),
             )
         )
@@ -90,30 +108,44 @@ def report_posted(submitted: Submitted, threshold: int, tz: ZoneInfo) -> tuple[A
 def warning_prompt(warning: SectorWarning, approvers: str) -> Announcement:
     """Posted in the approvals room; its ✅/❌ reactions are the votes."""
     origin = f" (from EW-{warning.from_report})" if warning.from_report else ""
+    title = f"Approve sector warning {warning.ref} to {warning.sector}{origin}?"
+    vote = f"{approvers}: react {APPROVE} to send it to the companies, {REJECT} to stop it."
     return Announcement(
         RoomKey.APPROVALS,
         Reply(
-            f"Approve sector warning {warning.ref} to {warning.sector}{origin}?",
+            title,
             Severity.WARNING,
             fields=(("Drafted by", warning.drafted_by), ("Text", warning.text)),
-            lines=(
-                f"{approvers}: react {APPROVE} to send it to the companies, {REJECT} to stop it.",
-            ),
+            lines=(vote,),
+            carries=Data.EARLY_WARNING,
         ),
         ref=warning_ref(warning.id),
         reactions=(APPROVE, REJECT),
+        brief=Reply(
+            title,
+            Severity.WARNING,
+            fields=(("Drafted by", warning.drafted_by),),
+            lines=(DETAILS_WITHHELD, vote),
+        ),
     )
 
 
 def warning_decided(decision: WarningDecision) -> tuple[Announcement, ...]:
     warning = decision.warning
+    brief = None
     if warning.state is WarningState.APPROVED:
-        reply = Reply(
+        title = (
             f"Sector warning {warning.ref} approved by {warning.decided_by}: "
-            f"sending to {len(decision.recipients)} partner(s) in {warning.sector}",
+            f"sending to {len(decision.recipients)} partner(s) in {warning.sector}"
+        )
+        # Who receives a sector warning is part of it; the brief form counts them.
+        reply = Reply(
+            title,
             Severity.SUCCESS,
             lines=tuple(p.name for p in decision.recipients),
+            carries=Data.EARLY_WARNING,
         )
+        brief = Reply(title, Severity.SUCCESS, lines=(DETAILS_WITHHELD,))
     else:
         reply = Reply(
             f"Sector warning {warning.ref} {warning.state} by {warning.decided_by}; "
@@ -121,6 +153,6 @@ def warning_decided(decision: WarningDecision) -> tuple[Announcement, ...]:
             Severity.WARNING,
         )
     return (
-        Announcement(RoomKey.APPROVALS, reply),
-        Announcement(RoomKey.EARLY_WARNING, reply),
+        Announcement(RoomKey.APPROVALS, reply, brief=brief),
+        Announcement(RoomKey.EARLY_WARNING, reply, brief=brief),
     )

@@ -14,6 +14,7 @@ from commands.declaration import command
 from commands.dossier import DossierRef, reader
 from commands.formatting import when
 from commands.replies import Attachment, Reply, Severity
+from workflow.access import Data
 from workflow.dossiers import DossierRecord
 
 
@@ -160,4 +161,5 @@ async def export(
         Severity.SUCCESS,
         fields=(("Entries", f"{len(record.timeline)} timeline, {len(record.audit)} audit"),),
         attachments=(attachment,),
+        carries=Data.DOSSIER,
     )

@@ -21,6 +21,7 @@ from commands.measure_views import (
 )
 from commands.replies import Reply, Severity
 from config import Role
+from workflow.access import Data
 from workflow.approvals import Decision
 from workflow.model import MeasureState, MeasureType, ProposalAction, ProposalState
 
@@ -212,6 +213,8 @@ async def measure_list(
             + ("" if m.acknowledged_by or not m.state.in_force else " · not acknowledged")
             for m in measures
         ),
+        # Periods of protection measures: what the police see in their orders, no more.
+        carries=Data.EXECUTION,
     )
 
 
@@ -244,6 +247,7 @@ async def measure_show(ctx: Context, measure: MeasureRef) -> Reply:
             + (f" — rationale: {p.rationale}" if p.rationale else "")
             for p in history.proposals
         ),
+        carries=Data.DOSSIER,
     )
 
 

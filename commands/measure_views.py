@@ -9,8 +9,9 @@ from zoneinfo import ZoneInfo
 
 from commands.early_warning_views import warning_decided
 from commands.formatting import age, when
-from commands.replies import Announcement, Reply, RoomKey, Severity
+from commands.replies import DETAILS_WITHHELD, Announcement, Reply, RoomKey, Severity
 from commands.role_views import decided as grant_decided
+from workflow.access import Data
 from workflow.approvals import Decision, Feedback, ReactionResult, order_ref, prompt_ref
 from workflow.measures import Proposed
 from workflow.model import Choice, Measure, MeasureState, ProposalAction, ProposalState
@@ -63,20 +64,32 @@ def _fields(proposed: Proposed, now: datetime, tz: ZoneInfo) -> tuple[tuple[str,
 
 def prompt(proposed: Proposed, now: datetime, tz: ZoneInfo) -> Announcement:
     p = proposed.proposal
+    title = f"Approval needed: {p.ref} — {what(proposed)}"
+    severity = Severity.WARNING if p.urgent else Severity.INFO
+    vote = (
+        f"Tap {APPROVE} to approve or {REJECT} to reject; "
+        "once you have voted, reply in a thread to give your rationale."
+    )
     return Announcement(
         RoomKey.APPROVALS,
         Reply(
-            f"Approval needed: {p.ref} — {what(proposed)}",
-            Severity.WARNING if p.urgent else Severity.INFO,
-            fields=_fields(proposed, now, tz),
-            lines=(
-                f"Tap {APPROVE} to approve or {REJECT} to reject; "
-                "once you have voted, reply in a thread to give your rationale.",
-            ),
+            title, severity, fields=_fields(proposed, now, tz), lines=(vote,), carries=Data.DOSSIER
         ),
         ref=prompt_ref(p),
         reactions=(APPROVE, REJECT),
+        brief=Reply(
+            title, severity, fields=_brief_fields(proposed), lines=(DETAILS_WITHHELD, vote)
+        ),
     )
+
+
+def _brief_fields(proposed: Proposed) -> tuple[tuple[str, str], ...]:
+    """IDs only: the dossier, the proposer; no title, threat, period or reason."""
+    p = proposed.proposal
+    fields = [("Dossier", proposed.dossier.ref), ("Proposed by", p.proposer)]
+    if p.urgent:
+        fields.insert(0, ("URGENT", "in force provisionally until decided"))
+    return tuple(fields)
 
 
 def order(measure: Measure, proposed: Proposed, tz: ZoneInfo, provisional: bool) -> Announcement:
@@ -84,6 +97,7 @@ def order(measure: Measure, proposed: Proposed, tz: ZoneInfo, provisional: bool)
     title = f"EXECUTION ORDER {measure.ref}: {measure.type} for {d.ref}"
     if provisional:
         title = f"PROVISIONAL ORDER (urgent, pending decision) {measure.ref}: {measure.type}"
+    ack = f"Police: acknowledge with {APPROVE} or !measure ack {measure.ref}"
     return Announcement(
         RoomKey.OPERATIONS,
         Reply(
@@ -96,10 +110,14 @@ def order(measure: Measure, proposed: Proposed, tz: ZoneInfo, provisional: bool)
                 ("Period", measure_period(measure, tz)),
                 ("Executor", measure.executor or "police"),
             ),
-            lines=(f"Police: acknowledge with {APPROVE} or !measure ack {measure.ref}",),
+            lines=(ack,),
+            carries=Data.EXECUTION,
         ),
         ref=order_ref(measure.id),
         reactions=(APPROVE,),
+        brief=Reply(
+            title, Severity.WARNING, fields=(("Dossier", d.ref),), lines=(DETAILS_WITHHELD, ack)
+        ),
     )
 
 
@@ -129,23 +147,38 @@ def decision_announcements(decision: Decision, tz: ZoneInfo) -> tuple[Announceme
     decided = [("Decided", f"{word} by {decision.by}, {when(decision.at, tz)}")]
     if decision.rationale:
         decided.append(("Rationale", decision.rationale))
+    decided_brief = (("Decided", f"{word} by {decision.by}, {when(decision.at, tz)}"),)
     edited = Announcement(
         RoomKey.APPROVALS,
         Reply(
             f"{word}: {p.ref} — {what(proposed)}",
             severity,
             fields=(*decided, *_fields(proposed, decision.at, tz)),
+            carries=Data.DOSSIER,
         ),
         replaces=prompt_ref(p),
+        brief=Reply(
+            f"{word}: {p.ref} — {what(proposed)}",
+            severity,
+            fields=(*decided_brief, *_brief_fields(proposed)),
+            lines=(DETAILS_WITHHELD,),
+        ),
     )
     notice = Reply(
         f"{p.ref} {outcome}: {what(proposed)}",
         severity,
         fields=(("Dossier", f"{d.ref} — {d.title}"), *decided, ("Measure is now", str(m.state))),
+        carries=Data.DOSSIER,
     )
-    out = [edited, Announcement(p.origin_room, notice)]
+    notice_brief = Reply(
+        f"{p.ref} {outcome}: {what(proposed)}",
+        severity,
+        fields=(("Dossier", d.ref), *decided_brief, ("Measure is now", str(m.state))),
+        lines=(DETAILS_WITHHELD,),
+    )
+    out = [edited, Announcement(p.origin_room, notice, brief=notice_brief)]
     if p.origin_room != RoomKey.COORDINATION.value:
-        out.append(Announcement(RoomKey.COORDINATION, notice))
+        out.append(Announcement(RoomKey.COORDINATION, notice, brief=notice_brief))
     if outcome is ProposalState.APPROVED and p.action is ProposalAction.CREATE:
         if p.urgent:
             # Not if it reached its end date while provisional: operations was told then.
@@ -159,25 +192,36 @@ def decision_announcements(decision: Decision, tz: ZoneInfo) -> tuple[Announceme
         else:
             out.append(order(m, proposed, tz, provisional=False))
     elif outcome is ProposalState.APPROVED:
+        title = f"CHANGE ORDER {m.ref}: {what(proposed)}"
         out.append(
             Announcement(
                 RoomKey.OPERATIONS,
                 Reply(
-                    f"CHANGE ORDER {m.ref}: {what(proposed)}",
+                    title,
                     Severity.WARNING,
                     fields=(("Period", measure_period(m, tz)), ("Details", m.details)),
+                    carries=Data.EXECUTION,
+                ),
+                brief=Reply(
+                    title,
+                    Severity.WARNING,
+                    fields=(("Dossier", d.ref),),
+                    lines=(DETAILS_WITHHELD,),
                 ),
             )
         )
     elif m.state is MeasureState.ENDED and p.urgent:
+        title = f"STOP: provisional {m.ref} was {outcome}; the measure has ended"
         out.append(
             Announcement(
                 RoomKey.OPERATIONS,
                 Reply(
-                    f"STOP: provisional {m.ref} was {outcome}; the measure has ended",
+                    title,
                     Severity.ERROR,
                     fields=(("Dossier", f"{d.ref} — {d.title}"),),
+                    carries=Data.EXECUTION,
                 ),
+                brief=Reply(title, Severity.ERROR, fields=(("Dossier", d.ref),)),
             )
         )
     return tuple(out)
@@ -185,15 +229,21 @@ def decision_announcements(decision: Decision, tz: ZoneInfo) -> tuple[Announceme
 
 def nudge(step: Nudge, tz: ZoneInfo) -> Announcement:
     p = step.proposed.proposal
+    title = f"Reminder: {p.ref} has waited {step.waited_hours} h — {what(step.proposed)}"
+    tap = f"Tap {APPROVE} or {REJECT} on the prompt above."
     return Announcement(
         RoomKey.APPROVALS,
         Reply(
-            f"Reminder: {p.ref} has waited {step.waited_hours} h — {what(step.proposed)}",
+            title,
             Severity.WARNING,
             fields=(("Dossier", f"{step.proposed.dossier.ref} — {step.proposed.dossier.title}"),),
-            lines=(f"Tap {APPROVE} or {REJECT} on the prompt above.",),
+            lines=(tap,),
+            carries=Data.DOSSIER,
         ),
         mentions=step.approvers,
+        brief=Reply(
+            title, Severity.WARNING, fields=(("Dossier", step.proposed.dossier.ref),), lines=(tap,)
+        ),
     )
 
 

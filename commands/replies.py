@@ -8,12 +8,18 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from workflow.access import Data
+
 
 class Severity(enum.StrEnum):
     INFO = "info"
     SUCCESS = "success"
     WARNING = "warning"
     ERROR = "error"
+
+
+# The line a brief form ends with: the post exists, its details are not for this room.
+DETAILS_WITHHELD = "Details withheld: not everyone in this room may read them."
 
 
 class RoomKey(enum.StrEnum):
@@ -27,6 +33,10 @@ class RoomKey(enum.StrEnum):
 
 @dataclass(frozen=True)
 class Reply:
+    """`carries` says what personal data the reply (with its attachments) shows, so the
+    runtime posts it only where every member may read that (workflow/access.py); None for
+    a reply of IDs and counts at most: help, ping, usage errors, refusals."""
+
     title: str
     severity: Severity = Severity.INFO
     lines: tuple[str, ...] = ()
@@ -35,6 +45,7 @@ class Reply:
     also: tuple[Announcement, ...] = field(default=())
     attachments: tuple[Attachment, ...] = ()
     room: RoomRequest | None = None
+    carries: Data | None = None
 
 
 @dataclass(frozen=True)
@@ -64,7 +75,12 @@ class Announcement:
     `ref` names the message so later events can find it (reactions on a prompt, an order to
     acknowledge); `replaces` edits the message named so instead of posting a new one;
     `reactions` are the bot's own, set on it at once (so an approver only taps); `thread`
-    posts it in the thread under the message named so (a notice about a vote on a prompt)."""
+    posts it in the thread under the message named so (a notice about a vote on a prompt).
+
+    `brief` is what is posted instead when the room may not read what `reply` carries (an
+    uncleared member, no encryption): IDs and counts only, under the same `ref`, so a prompt
+    cut down still collects votes. A part with no brief (the second page of an agenda, a
+    file) is then left out altogether."""
 
     room: RoomKey | str
     reply: Reply
@@ -73,3 +89,10 @@ class Announcement:
     reactions: tuple[str, ...] = ()
     mentions: tuple[str, ...] = ()
     thread: str | None = None
+    brief: Reply | None = None
+
+    def __post_init__(self) -> None:
+        if self.brief is not None and (
+            self.brief.carries is not None or self.brief.attachments or self.brief.also
+        ):
+            raise ValueError("a brief carries IDs and counts only, no files, no more posts")

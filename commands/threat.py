@@ -10,8 +10,9 @@ from commands.declaration import command
 from commands.dossier import DossierRef, reader
 from commands.errors import ArgumentError, shown
 from commands.formatting import when
-from commands.replies import Announcement, Reply, RoomKey, Severity
+from commands.replies import DETAILS_WITHHELD, Announcement, Reply, RoomKey, Severity
 from config import Role
+from workflow.access import Data
 from workflow.model import Source, ThreatLevel
 
 
@@ -57,6 +58,10 @@ async def threat_log(
     )
     new = logged.assessment
     announcements: tuple[Announcement, ...] = ()
+    # The level is part of the assessment: the brief form says only that it changed.
+    brief = Reply(
+        f"Threat assessment of {dossier} changed", Severity.WARNING, lines=(DETAILS_WITHHELD,)
+    )
     if logged.changed and logged.previous is not None:
         before = logged.previous.level.label
         title = f"Threat level of {dossier} changed: {before} → {new.level.label}"
@@ -73,7 +78,9 @@ async def threat_log(
                         ("By", ctx.actor),
                         ("Summary", new.summary),
                     ),
+                    carries=Data.DOSSIER,
                 ),
+                brief=brief,
             ),
         )
     elif logged.previous is None and logged.raised_to_serious:
@@ -88,7 +95,9 @@ async def threat_log(
                         ("By", ctx.actor),
                         ("Summary", new.summary),
                     ),
+                    carries=Data.DOSSIER,
                 ),
+                brief=brief,
             ),
         )
     return Reply(
@@ -96,6 +105,7 @@ async def threat_log(
         Severity.WARNING if new.level >= ThreatLevel.SERIOUS else Severity.SUCCESS,
         fields=(("Source", str(new.source)), ("Review", when(new.review_at, ctx.tz))),
         also=announcements,
+        carries=Data.DOSSIER,
     )
 
 
@@ -115,4 +125,5 @@ async def threat_list(ctx: Context, dossier: DossierRef) -> Reply:
             f"review {when(a.review_at, ctx.tz)} · {a.summary}"
             for a in history
         ),
+        carries=Data.DOSSIER,
     )

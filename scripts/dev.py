@@ -50,6 +50,9 @@ ROOMS: dict[str, str] = {
     "operations": "Aegis operations",
     "early_warning": "Aegis early warning",
 }
+# Need to know: a member whose role may not read what a room gets would have the bot
+# withhold it there. The police read execution orders, so they sit in operations only.
+DEMO_SEATS: dict[str, tuple[str, ...]] = {"paul": ("operations",)}
 BOT_STOP_TIMEOUT = 15.0
 
 
@@ -160,6 +163,8 @@ async def _provision_rooms(
                 room_id = str(created["room_id"])
             rooms[key] = room_id
             for localpart, (user_id, _) in env.users.items():
+                if key not in DEMO_SEATS.get(localpart, tuple(ROOMS)):
+                    continue
                 membership = await creator.membership(room_id, user_id)
                 if membership == "join":
                     continue

@@ -20,6 +20,12 @@ class PendingMessage:
     room_id: str
     event_type: str
     content: dict[str, Any]
+    # For a row carrying personal data, what the sender checks just before sending and
+    # what it falls back to (bot/audience.py): {"carries": data kind, and either "reply_to"
+    # and "actor" (the command and its sender) for an answer to withhold, or "brief", the
+    # content of an automated post's brief form, or neither for a file; "file" marks an
+    # answer's file, withdrawn without a notice of its own}.
+    audience: dict[str, Any] | None = None
 
 
 async def enqueue(
@@ -31,6 +37,7 @@ async def enqueue(
     content: dict[str, Any],
     now: datetime,
     ref: str | None = None,
+    audience: dict[str, Any] | None = None,
 ) -> None:
     session.add(
         OutboxMessage(
@@ -41,6 +48,7 @@ async def enqueue(
             content=json.dumps(content, ensure_ascii=False),
             created_at=now,
             attempts=0,
+            audience=None if audience is None else json.dumps(audience, ensure_ascii=False),
         )
     )
 
@@ -53,15 +61,43 @@ async def pending(session: AsyncSession, limit: int = 50) -> list[PendingMessage
         .limit(limit)
     )
     return [
-        PendingMessage(r.id, r.txn_id, r.room_id, r.event_type, json.loads(r.content)) for r in rows
+        PendingMessage(
+            r.id,
+            r.txn_id,
+            r.room_id,
+            r.event_type,
+            json.loads(r.content),
+            None if r.audience is None else json.loads(r.audience),
+        )
+        for r in rows
     ]
 
 
-async def mark_sent(session: AsyncSession, message_id: int, event_id: str, now: datetime) -> None:
+async def mark_sent(
+    session: AsyncSession,
+    message_id: int,
+    event_id: str,
+    now: datetime,
+    sent: dict[str, Any] | None = None,
+) -> None:
+    """`sent` is the content actually posted when it was not the row's (a brief form, a
+    withheld answer): the row then keeps that, and the personal data it would have carried
+    is gone from the database. The fallback is dropped either way, no longer needed."""
+    values: dict[str, Any] = {"sent_event_id": event_id, "sent_at": now, "audience": None}
+    if sent is not None:
+        values["content"] = json.dumps(sent, ensure_ascii=False)
+    await session.execute(
+        update(OutboxMessage).where(OutboxMessage.id == message_id).values(values)
+    )
+
+
+async def withdraw(session: AsyncSession, message_id: int, why: str, now: datetime) -> None:
+    """Closes a row that is not to be posted at all (a file, or a later part of an agenda,
+    for an audience that may not read it), keeping nothing of what it would have carried."""
     await session.execute(
         update(OutboxMessage)
         .where(OutboxMessage.id == message_id)
-        .values(sent_event_id=event_id, sent_at=now)
+        .values(content="{}", audience=None, error=why, sent_at=now)
     )
 
 

@@ -65,6 +65,9 @@ class OutboxMessage(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     # A name for messages referred to later: a prompt that reactions vote on, an order.
     ref: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    # For personal data: what the sender checks again just before sending, and the brief
+    # form it falls back to (storage/outbox.py PendingMessage.audience). Cleared once sent.
+    audience: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     __table_args__ = (
         Index("ix_outbox_pending", "sent_at", "id"),

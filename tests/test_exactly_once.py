@@ -9,6 +9,7 @@ import re
 import secrets
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -136,12 +137,16 @@ async def test_a_reply_whose_sent_mark_is_lost_is_resent_and_not_posted_twice(
     lost: list[str] = []
 
     async def mark_once_lost(
-        session: AsyncSession, message_id: int, event_id: str, now: datetime
+        session: AsyncSession,
+        message_id: int,
+        event_id: str,
+        now: datetime,
+        sent: dict[str, Any] | None = None,
     ) -> None:
         if not lost:
             lost.append(event_id)
             raise OperationalError("UPDATE outbox", {}, Exception("disk I/O error"))
-        await real_mark(session, message_id, event_id, now)
+        await real_mark(session, message_id, event_id, now, sent)
 
     monkeypatch.setattr(outbox, "mark_sent", mark_once_lost)
     async with world.running_bot() as bot:

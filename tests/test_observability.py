@@ -237,7 +237,8 @@ async def test_send_retries_and_rate_limit_waits_are_counted(database: Database)
         async def room_send(self, *_args: Any, **_kwargs: Any) -> object:
             return answers.pop(0)
 
-    sender = Sender(OneFailure(), database, FixedClock(), asyncio.Event(), metrics)  # type: ignore[arg-type]
+    audience = make_pipeline(database, []).audience
+    sender = Sender(OneFailure(), database, FixedClock(), asyncio.Event(), audience, metrics)  # type: ignore[arg-type]
     async with database.transaction() as session:
         await outbox.enqueue(
             session,

@@ -19,6 +19,7 @@ from commands.replies import RoomKey
 from config import Role
 from storage import outbox
 from storage.db import Database
+from tests.support.rooms import make_audience, rooms_with
 from workflow import AccessPolicy, Policy, RuntimeInfo
 
 ROOM = "!coordination"
@@ -43,11 +44,14 @@ def make_pipeline(db: Database, keys_requested: list[str]) -> Pipeline:
 
     rooms = {key: f"!{key.value}" for key in RoomKey}
     rooms[RoomKey.COORDINATION] = ROOM
+    access = AccessPolicy({ALICE: frozenset({Role.LIAISON})}, frozenset(), "aegis.test")
+    info = RuntimeInfo("test", datetime(2026, 11, 28, tzinfo=UTC))
+    state = rooms_with(rooms.values(), ALICE, BOT)
     return Pipeline(
         db=db,
         dispatcher=Dispatcher(Registry.from_modules(core, sys.modules[__name__]), "!", 4096),
-        access=AccessPolicy({ALICE: frozenset({Role.LIAISON})}, frozenset(), "aegis.test"),
-        info=RuntimeInfo("test", datetime(2026, 11, 28, tzinfo=UTC)),
+        access=access,
+        info=info,
         policy=Policy(),
         clock=FixedClock(),
         rooms=Rooms(rooms),
@@ -56,6 +60,7 @@ def make_pipeline(db: Database, keys_requested: list[str]) -> Pipeline:
         tz=ZoneInfo("Europe/Brussels"),
         wake_sender=lambda: None,
         request_keys=request_keys,
+        audience=make_audience(access, state, BOT, ROOM, FixedClock(), info),
     )
 
 

@@ -26,6 +26,7 @@ from storage import audit, dossiers, outbox
 from storage.db import Database
 from storage.store import Store
 from tests.support.chat import Chat, text_of
+from tests.support.rooms import make_audience, rooms_with
 from workflow import AccessPolicy, Policy, RuntimeInfo
 from workflow.access import Data
 from workflow.membership import GuardedRoom, configured_room, dossier_room
@@ -57,17 +58,21 @@ class FixedClock:
 
 
 def make_pipeline(db: Database, remove_uncleared: bool = True) -> Pipeline:
+    access = AccessPolicy(
+        SEED,
+        frozenset(),
+        "aegis.test",
+        service_accounts=frozenset({BRIDGE}),
+        remove_uncleared=remove_uncleared,
+    )
+    info = RuntimeInfo("test", datetime(2026, 11, 28, tzinfo=UTC))
+    # The guard's warnings name user IDs only: the room state they pass through is the bot's.
+    state = rooms_with([*ROOMS.values(), DOSSIER_ROOM], BOT)
     return Pipeline(
         db=db,
         dispatcher=Dispatcher(Registry.from_modules(core, sys.modules[__name__]), "!", 4096),
-        access=AccessPolicy(
-            SEED,
-            frozenset(),
-            "aegis.test",
-            service_accounts=frozenset({BRIDGE}),
-            remove_uncleared=remove_uncleared,
-        ),
-        info=RuntimeInfo("test", datetime(2026, 11, 28, tzinfo=UTC)),
+        access=access,
+        info=info,
         policy=Policy(),
         clock=FixedClock(),
         rooms=Rooms(dict(ROOMS)),
@@ -76,6 +81,7 @@ def make_pipeline(db: Database, remove_uncleared: bool = True) -> Pipeline:
         tz=ZoneInfo("Europe/Brussels"),
         wake_sender=lambda: None,
         request_keys=lambda event: _nothing(),
+        audience=make_audience(access, state, BOT, ROOMS[RoomKey.COORDINATION], FixedClock(), info),
     )
 
 
@@ -401,7 +407,15 @@ async def test_a_room_that_can_never_be_made_may_be_asked_for_again(database: Da
             now=chat.now,
         )
         [message] = await outbox.pending(session)
-    sender = Sender(RefusingHomeserver(), database, FixedClock(), asyncio.Event())  # type: ignore[arg-type]
+    audience = make_audience(
+        chat.access,
+        {},
+        BOT,
+        ROOMS[RoomKey.COORDINATION],
+        FixedClock(),
+        RuntimeInfo("test", chat.now),
+    )
+    sender = Sender(RefusingHomeserver(), database, FixedClock(), asyncio.Event(), audience)  # type: ignore[arg-type]
     await sender._deliver(message, Backoff(first=0.001, cap=0.001))
     async with database.transaction() as session:
         assert await outbox.pending(session) == []

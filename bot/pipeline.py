@@ -282,6 +282,8 @@ class Pipeline:
         dispatched: list[Dispatched] = []
 
         async def work(session: AsyncSession, workflow: Workflow) -> None:
+            if self.audience.knows(room_id):
+                workflow.room_may_read = (await self.audience.verdict(session, room_id)).allows
             ctx = Context(
                 actor=event.sender,
                 roles=await workflow.roles_of(event.sender),

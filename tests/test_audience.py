@@ -30,6 +30,7 @@ from storage.tables import AuditEntry, OutboxMessage
 from tests.support.rooms import FakeRoom, make_audience, rooms_with
 from workflow import AccessPolicy, Policy, RuntimeInfo
 from workflow.access import Data
+from workflow.privacy import Reader
 
 BOT = "@aegis:aegis.test"
 LIAISON = "@liz:aegis.test"
@@ -81,6 +82,12 @@ def prompt(n: int) -> Announcement:
         reactions=("✅",),
         brief=Reply(f"Approval needed: P-{n}", fields=(("Dossier", "D-2026-0001"),)),
     )
+
+
+@command("peek", help="Reads a dossier, as show does.")
+async def peek(ctx: Context) -> Reply:
+    await ctx.workflow.privacy.read(Reader(ctx.actor, ctx.event_id, "peek"), "D-2026-0001")
+    return Reply("D-2026-0001", fields=(("Title", SECRET),), carries=Data.DOSSIER)
 
 
 @command("propose", help="Announces a prompt in the approvals room.")
@@ -216,6 +223,19 @@ async def test_an_answer_for_an_uncleared_member_is_withheld_naming_them(
     [(actor, action, detail)] = await audit_actions(database)
     assert (actor, action) == (LIAISON, "audience.withheld")
     assert detail["not_cleared"] == [POLICE, STRANGER] and detail["data"] == "dossier"
+
+
+async def test_a_withheld_answer_records_no_read_and_a_shown_one_does(
+    pipeline: Pipeline, database: Database, rooms: dict[str, FakeRoom]
+) -> None:
+    rooms[COORDINATION].join(STRANGER)
+    await pipeline.handle(COORDINATION, message("$1", "!peek"))
+    assert [a for _, a, _ in await audit_actions(database)] == ["audience.withheld"]
+    rooms[COORDINATION].leave(STRANGER)
+    await pipeline.handle(COORDINATION, message("$2", "!peek"))
+    actions = await audit_actions(database)
+    assert [a for _, a, _ in actions] == ["audience.withheld", "dossier.read"]
+    assert actions[-1][2] == {"command": "peek", "dossiers": ["D-2026-0001"]}
 
 
 async def test_answers_without_personal_data_go_anywhere(

@@ -93,11 +93,15 @@ async def test_a_dossier_is_withheld_while_a_member_without_a_role_is_in_the_roo
     [entry] = await audited(world.setup.database_url, "audience.withheld")
     assert (entry["actor"], entry["target"]) == (world.alice.user_id, world.coordination)
     assert world.stranger.user_id in entry["detail"]
+    # Nothing was displayed, so nothing was read.
+    assert await audited(world.setup.database_url, "dossier.read") == []
 
     await world.stranger.client.room_leave(world.coordination)
     await seen(world.alice, world.coordination, world.stranger, "leave")
     shown = await ask(world.alice, world.coordination, f"!dossier show {dossier}")
     assert WITHHELD not in shown and TITLE in shown
+    [read] = await audited(world.setup.database_url, "dossier.read")
+    assert (read["actor"], read["target"]) == (world.alice.user_id, dossier)
 
 
 async def test_an_invited_member_counts_too(world: World, bot: InProcessBot) -> None:

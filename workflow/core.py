@@ -3,13 +3,14 @@ commands, reactions and scheduler share."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from config import Role
-from workflow.access import AccessPolicy
+from workflow.access import AccessPolicy, Data
 from workflow.early_warning import EarlyWarningPolicy
 from workflow.meetings import MeetingSpec
 
@@ -67,6 +68,10 @@ class Workflow:
         self.access = access
         self.info = info
         self.policy = policy or Policy()
+        # Whether the room a command's answer goes to may read a kind of data. The runtime
+        # sets it from the audience check; an answer the room may not read is withheld, so
+        # what the command looked up was displayed to nobody and is recorded as no read.
+        self.room_may_read: Callable[[Data], bool] = lambda data: True
         self.dossiers = DossierRules(self)
         self.threats = ThreatRules(self)
         self.roles = RoleRules(self)

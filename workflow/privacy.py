@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from workflow.access import Data
 from workflow.errors import Refused
 from workflow.model import DossierKind, MeasureState
 
@@ -117,6 +118,8 @@ class PrivacyRules:
         await self._record(reader, "", list(dict.fromkeys(shown)))
 
     async def _record(self, reader: Reader, target: str, refs: list[str]) -> None:
+        if not self.wf.room_may_read(Data.DOSSIER):
+            return  # the answer is withheld (audited as such): nobody was shown anything
         detail = {"command": reader.via, "dossiers": refs}
         seq = await self.wf.audit(reader.actor, READ, target, reader.event_id, detail)
         await self.store.index_read(seq, refs)

@@ -134,11 +134,15 @@ async def propose(user: MatrixUser, room: str, command: str) -> tuple[str, str]:
 
 async def prompt_of(world: World, user: MatrixUser, proposal: str) -> nio.Event:
     """The prompt for `proposal`, once both of the bot's own reactions are on it."""
+    return await preset_prompt(world, user, f"Approval needed: {proposal} —")
+
+
+async def preset_prompt(world: World, user: MatrixUser, starts: str) -> nio.Event:
+    """The bot's prompt in approvals whose title starts with `starts`, once both of the
+    bot's own reactions are on it (so a vote cast next is never the first reaction)."""
     room = world.setup.rooms["approvals"]
     prompt = await user.wait_for(
-        room,
-        from_bot(world, lambda e: title(e).startswith(f"Approval needed: {proposal} —")),
-        timeout=WAIT,
+        room, from_bot(world, lambda e: title(e).startswith(starts)), timeout=WAIT
     )
 
     def preset() -> set[str]:
@@ -152,7 +156,7 @@ async def prompt_of(world: World, user: MatrixUser, proposal: str) -> nio.Event:
             )
         }
 
-    await user._wait(lambda: preset() == {"✅", "❌"}, WAIT, f"✅ and ❌ on {proposal}'s prompt")
+    await user._wait(lambda: preset() == {"✅", "❌"}, WAIT, f"✅ and ❌ on {starts!r}")
     return prompt
 
 

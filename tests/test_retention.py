@@ -3,10 +3,8 @@ of a dossier is in the audit trail, and `!audit` shows it to admins. SQLite and 
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,10 +20,10 @@ from commands import Reply, Severity
 from config import Role
 from storage import audit
 from storage.db import MIGRATIONS, Database
+from tests.support.bot_runner import run_aegis
 from tests.support.chat import START, Chat, text_of
 from workflow.privacy import PersonalData, retention_cutoff
 
-REPO = Path(__file__).resolve().parent.parent
 LIAISON = "@lia:aegis.test"
 ANALYST = "@ana:aegis.test"
 ADMIN = "@adm:aegis.test"
@@ -319,21 +317,6 @@ def write_config(path: Path, database_url: str) -> Path:
     return path
 
 
-async def aegis(*args: str) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        *args,
-        cwd=REPO,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await process.communicate()
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
-
-
 async def test_cli_purge_dry_run_changes_nothing_then_purges(
     database: Database, database_url: str, tmp_path: Path
 ) -> None:
@@ -347,14 +330,14 @@ async def test_cli_purge_dry_run_changes_nothing_then_purges(
     config = write_config(tmp_path / "aegis.yaml", database_url)
     before = await every_row(database)
 
-    code, out, err = await aegis("purge", "-c", str(config), "--dry-run")
+    code, out, err = await run_aegis("purge", "-c", str(config), "--dry-run")
     assert code == 0, err
     assert f"would purge {old} (person, closed 2015-03-02): 2 subjects, 1 notes" in out
     assert recent not in out
     assert "1 dossier(s) would be purged; dry run, nothing changed" in out
     assert await every_row(database) == before
 
-    code, out, err = await aegis("purge", "-c", str(config))
+    code, out, err = await run_aegis("purge", "-c", str(config))
     assert code == 0, err
     assert f"purged {old}" in out and "1 dossier(s) purged" in out
     dump = json.dumps(await every_row(database), default=str)
@@ -364,7 +347,7 @@ async def test_cli_purge_dry_run_changes_nothing_then_purges(
     [listing] = [r for r in await audit_rows(database) if r["action"] == "dossier.read"]
     assert listing["detail"] == {"command": "dossier list", "dossiers": [recent, old]}
 
-    code, out, err = await aegis("audit", "verify", "-c", str(config))
+    code, out, err = await run_aegis("audit", "verify", "-c", str(config))
     assert code == 0, err
     assert "audit trail intact" in out
 

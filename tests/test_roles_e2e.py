@@ -8,14 +8,12 @@ events in order, so once the barrier's answer is in, the reaction was handled.""
 
 from __future__ import annotations
 
-import asyncio
 import getpass
-import sys
-from pathlib import Path
 
 import nio
 
 from tests.conftest import UserFactory
+from tests.support.bot_runner import run_aegis
 from tests.support.matrix_user import MatrixUser
 from tests.support.world import World
 from tests.test_measures_e2e import (
@@ -30,6 +28,7 @@ from tests.test_measures_e2e import (
     field,
     from_bot,
     open_dossier,
+    preset_prompt,
     prompt_of,
     propose,
     show,
@@ -37,48 +36,10 @@ from tests.test_measures_e2e import (
     title,
 )
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-async def aegis(*args: str) -> tuple[int, str, str]:
-    """The real CLI in a child process, as an operator runs it on the host; awaited, so the
-    bot in this event loop keeps running meanwhile."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        *args,
-        cwd=REPO,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await process.communicate()
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
-
 
 async def grant_prompt(world: World, user: MatrixUser, request: str) -> nio.Event:
     """The prompt for role request `request`, once both of the bot's own reactions are on it."""
-    room = world.setup.rooms["approvals"]
-    prompt = await user.wait_for(
-        room,
-        from_bot(world, lambda e: title(e).startswith(f"Second admin needed: {request} —")),
-        timeout=WAIT,
-    )
-
-    def preset() -> set[str]:
-        return {
-            e.key
-            for e in bot_events(
-                world,
-                user,
-                room,
-                lambda e: isinstance(e, nio.ReactionEvent) and e.reacts_to == prompt.event_id,
-            )
-        }
-
-    await user._wait(lambda: preset() == {"✅", "❌"}, WAIT, f"✅ and ❌ on {request}'s prompt")
-    return prompt
+    return await preset_prompt(world, user, f"Second admin needed: {request} —")
 
 
 async def announced(world: World, user: MatrixUser, change: str) -> None:
@@ -171,14 +132,14 @@ async def test_config_admin_stays_and_aegis_role_restores_a_role(
         await ask(admin, coordination, f"!role revoke {eve.user_id} liaison")
         refused = await ask(eve, coordination, '!dossier open event "Forum"')
         assert "you need role liaison" in refused, refused
-        code, out, err = await aegis("role", "grant", eve.user_id, "liaison", "-c", str(config))
+        code, out, err = await run_aegis("role", "grant", eve.user_id, "liaison", "-c", str(config))
         assert code == 0, err
         assert f"{eve.user_id} now holds liaison" in out
         assert "Opened D-" in await ask(eve, coordination, '!dossier open event "Forum"')
         await announced(world, admin2, f"{eve.user_id} now holds liaison")
 
         # The host may not take a config role either.
-        code, _, err = await aegis("role", "revoke", admin2.user_id, "admin", "-c", str(config))
+        code, _, err = await run_aegis("role", "revoke", admin2.user_id, "admin", "-c", str(config))
         assert code == 1 and "config file" in err, err
 
         operator = f"cli:{getpass.getuser()}"

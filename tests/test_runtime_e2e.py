@@ -6,7 +6,6 @@ Each test gets a fresh bot account, fresh rooms and a fresh database (SQLite and
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from sqlalchemy import text
 
 from storage.db import Database
 from tests.conftest import UserFactory
-from tests.support.bot_runner import REPO, InProcessBot
+from tests.support.bot_runner import InProcessBot, run_aegis
 from tests.support.matrix_user import MatrixUser, content, in_reply_to
 from tests.support.world import World
 
@@ -122,21 +121,6 @@ async def test_history_of_an_already_joined_room_is_not_executed(world: World) -
         await second.stop()
 
 
-async def run_cli(*args: str) -> tuple[int, str, str]:
-    """The real `aegis` CLI, without blocking the loop the in-process bot runs on."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        *args,
-        cwd=REPO,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await process.communicate()
-    return process.returncode or 0, out.decode(), err.decode()
-
-
 async def _joined(user: MatrixUser, room_id: str, member: str) -> bool:
     room = user.client.rooms.get(room_id)
     return room is not None and member in room.users and not room.users[member].invited
@@ -183,14 +167,14 @@ async def test_audit_verify_cli_passes_then_names_the_altered_entry(world: World
         for _ in range(3):
             command = await world.stranger.say(world.coordination, "!ping")
             await world.stranger.reply_to(world.coordination, command)
-    code, out, err = await run_cli("audit", "verify", "-c", str(world.setup.config_path))
+    code, out, err = await run_aegis("audit", "verify", "-c", str(world.setup.config_path))
     assert code == 0, err
     assert "3 entries" in out
     db = Database(world.setup.database_url)
     async with db.transaction() as s:
         await s.execute(text("UPDATE audit_log SET target = 'forged' WHERE seq = 2"))
     await db.close()
-    code, out, err = await run_cli("audit", "verify", "-c", str(world.setup.config_path))
+    code, out, err = await run_aegis("audit", "verify", "-c", str(world.setup.config_path))
     assert code == 1
     assert "entry 2" in err
 

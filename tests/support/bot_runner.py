@@ -156,3 +156,20 @@ class BotProcess:
     @property
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
+
+
+async def run_aegis(*args: str) -> tuple[int, str, str]:
+    """The real `aegis` CLI in a child process, as an operator runs it on the host; awaited,
+    so a bot running in this event loop keeps running meanwhile. (exit code, stdout, stderr)"""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        *args,
+        cwd=REPO,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
-from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -17,18 +15,19 @@ from sqlalchemy import select
 
 from bot.audience import WITHHELD_TITLE, Audience
 from bot.backoff import Backoff
-from bot.pipeline import Pipeline, Rooms
+from bot.pipeline import Pipeline
 from bot.render import MESSAGE, UPLOAD
 from bot.sender import Sender
-from commands import Announcement, Context, Dispatcher, Registry, Reply, command, core
+from commands import Announcement, Context, Reply, command
 from commands.replies import Attachment, RoomKey
 from config import Role
 from storage import outbox
 from storage.db import Database
 from storage.store import Store
 from storage.tables import AuditEntry, OutboxMessage
+from tests.support.pipeline import INFO, FixedClock, pipeline_for
 from tests.support.rooms import FakeRoom, make_audience, rooms_with
-from workflow import AccessPolicy, Policy, RuntimeInfo
+from workflow import AccessPolicy
 from workflow.access import Data
 from workflow.privacy import Reader
 
@@ -44,11 +43,6 @@ COORDINATION = ROOMS[RoomKey.COORDINATION]
 APPROVALS = ROOMS[RoomKey.APPROVALS]
 
 
-class FixedClock:
-    def now(self) -> datetime:
-        return datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
-
-
 ACCESS = AccessPolicy(
     roles={
         LIAISON: frozenset({Role.LIAISON}),
@@ -60,7 +54,6 @@ ACCESS = AccessPolicy(
     home_server="aegis.test",
     service_accounts=frozenset({MODBOT}),
 )
-INFO = RuntimeInfo("test", datetime(2026, 11, 28, tzinfo=UTC))
 SECRET = "Visit of the President of X"
 
 
@@ -106,22 +99,8 @@ def audience(rooms: dict[str, FakeRoom]) -> Audience:
 
 
 @pytest.fixture
-def pipeline(database: Database, audience: Audience) -> Pipeline:
-    return Pipeline(
-        db=database,
-        dispatcher=Dispatcher(Registry.from_modules(core, sys.modules[__name__]), "!", 4096),
-        access=ACCESS,
-        info=INFO,
-        policy=Policy(),
-        clock=FixedClock(),
-        rooms=Rooms(dict(ROOMS)),
-        own_user_id=BOT,
-        prefix="!",
-        tz=ZoneInfo("Europe/Brussels"),
-        wake_sender=lambda: None,
-        request_keys=lambda _event: asyncio.sleep(0),
-        audience=audience,
-    )
+def pipeline(database: Database, rooms: dict[str, FakeRoom], audience: Audience) -> Pipeline:
+    return pipeline_for(database, __name__, ACCESS, ROOMS, rooms, BOT, audience=audience)
 
 
 def message(event_id: str, body: str, sender: str = LIAISON) -> RoomMessageText:

@@ -4,23 +4,21 @@ internal errors answered with a reference, replays and unknown rooms doing nothi
 from __future__ import annotations
 
 import logging
-import sys
-from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 from nio import MegolmEvent, RoomMessageText
 from sqlalchemy import text
 
-from bot.pipeline import Pipeline, Rooms
-from commands import Announcement, Context, Dispatcher, Registry, Reply, command, core
+from bot.pipeline import Pipeline
+from commands import Announcement, Context, Reply, command
 from commands.replies import RoomKey
 from config import Role
 from storage import outbox
 from storage.db import Database
-from tests.support.rooms import make_audience, rooms_with
-from workflow import AccessPolicy, Policy, RuntimeInfo
+from tests.support.pipeline import pipeline_for
+from tests.support.rooms import rooms_with
+from workflow import AccessPolicy
 
 ROOM = "!coordination"
 ALICE = "@alice:aegis.test"
@@ -33,11 +31,6 @@ async def explode(ctx: Context) -> Reply:
     raise RuntimeError("boom")
 
 
-class FixedClock:
-    def now(self) -> datetime:
-        return datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
-
-
 def make_pipeline(db: Database, keys_requested: list[str]) -> Pipeline:
     async def request_keys(event: MegolmEvent) -> None:
         keys_requested.append(event.event_id)
@@ -45,23 +38,8 @@ def make_pipeline(db: Database, keys_requested: list[str]) -> Pipeline:
     rooms = {key: f"!{key.value}" for key in RoomKey}
     rooms[RoomKey.COORDINATION] = ROOM
     access = AccessPolicy({ALICE: frozenset({Role.LIAISON})}, frozenset(), "aegis.test")
-    info = RuntimeInfo("test", datetime(2026, 11, 28, tzinfo=UTC))
     state = rooms_with(rooms.values(), ALICE, BOT)
-    return Pipeline(
-        db=db,
-        dispatcher=Dispatcher(Registry.from_modules(core, sys.modules[__name__]), "!", 4096),
-        access=access,
-        info=info,
-        policy=Policy(),
-        clock=FixedClock(),
-        rooms=Rooms(rooms),
-        own_user_id=BOT,
-        prefix="!",
-        tz=ZoneInfo("Europe/Brussels"),
-        wake_sender=lambda: None,
-        request_keys=request_keys,
-        audience=make_audience(access, state, BOT, ROOM, FixedClock(), info),
-    )
+    return pipeline_for(db, __name__, access, rooms, state, BOT, request_keys)
 
 
 def message(event_id: str, body: str, **extra: Any) -> RoomMessageText:

@@ -6,28 +6,27 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import sys
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 from nio import JoinedRoomsResponse, RoomCreateError, RoomGetStateResponse, RoomMemberEvent
 
 from bot.backoff import Backoff
 from bot.guard import MembershipSweep
-from bot.pipeline import Pipeline, Rooms, membership_episode
+from bot.pipeline import Pipeline, membership_episode
 from bot.render import CREATE_ROOM, KICK, MESSAGE, room_request
 from bot.sender import Sender
-from commands import Dispatcher, Registry, Severity, core
+from commands import Severity
 from commands.replies import RoomKey
 from config import Role
 from storage import audit, dossiers, outbox
 from storage.db import Database
 from storage.store import Store
 from tests.support.chat import Chat, text_of
+from tests.support.pipeline import FixedClock, pipeline_for
 from tests.support.rooms import make_audience, rooms_with
-from workflow import AccessPolicy, Policy, RuntimeInfo
+from workflow import AccessPolicy, RuntimeInfo
 from workflow.access import Data
 from workflow.membership import GuardedRoom, configured_room, dossier_room
 
@@ -52,11 +51,6 @@ SEED = {
 }
 
 
-class FixedClock:
-    def now(self) -> datetime:
-        return datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
-
-
 def make_pipeline(db: Database, remove_uncleared: bool = True) -> Pipeline:
     access = AccessPolicy(
         SEED,
@@ -65,28 +59,9 @@ def make_pipeline(db: Database, remove_uncleared: bool = True) -> Pipeline:
         service_accounts=frozenset({BRIDGE}),
         remove_uncleared=remove_uncleared,
     )
-    info = RuntimeInfo("test", datetime(2026, 11, 28, tzinfo=UTC))
     # The guard's warnings name user IDs only: the room state they pass through is the bot's.
     state = rooms_with([*ROOMS.values(), DOSSIER_ROOM], BOT)
-    return Pipeline(
-        db=db,
-        dispatcher=Dispatcher(Registry.from_modules(core, sys.modules[__name__]), "!", 4096),
-        access=access,
-        info=info,
-        policy=Policy(),
-        clock=FixedClock(),
-        rooms=Rooms(dict(ROOMS)),
-        own_user_id=BOT,
-        prefix="!",
-        tz=ZoneInfo("Europe/Brussels"),
-        wake_sender=lambda: None,
-        request_keys=lambda event: _nothing(),
-        audience=make_audience(access, state, BOT, ROOMS[RoomKey.COORDINATION], FixedClock(), info),
-    )
-
-
-async def _nothing() -> None:
-    return None
+    return pipeline_for(db, __name__, access, ROOMS, state, BOT)
 
 
 def member(

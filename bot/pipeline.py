@@ -282,6 +282,8 @@ class Pipeline:
         dispatched: list[Dispatched] = []
 
         async def work(session: AsyncSession, workflow: Workflow) -> None:
+            # Before the command, so what it looks up for a room that may not read it is no
+            # read; _enqueue asks again after it (cached unless the command changed a role).
             if self.audience.knows(room_id):
                 workflow.room_may_read = (await self.audience.verdict(session, room_id)).allows
             ctx = Context(

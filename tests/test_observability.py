@@ -33,10 +33,11 @@ from bot.web import WebServer
 from storage import outbox
 from storage.db import Database
 from tests.support.chat import BRUSSELS
+from tests.support.pipeline import FixedClock
 from tests.support.world import World
 from tests.test_measures import LIAISON, dossier, make_chat, propose
 from tests.test_meetings import MEETING, WEEKLY
-from tests.test_pipeline import FixedClock, make_pipeline, message
+from tests.test_pipeline import make_pipeline, message
 from workflow import Policy
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]

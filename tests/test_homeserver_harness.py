@@ -38,6 +38,33 @@ async def test_encrypted_message_reaction_and_redaction(user_factory: UserFactor
     assert redaction.redacts == event_id  # type: ignore[attr-defined]
 
 
+async def test_two_encrypted_reactions_from_one_device_both_arrive(
+    user_factory: UserFactory,
+) -> None:
+    """Each raw encrypted send needs its own transaction ID: with a repeated one (such as
+    the string "None"), Synapse answers the second send with the first event's ID and never
+    delivers it, so a vote after a first vote from the same device would silently vanish."""
+    alice = await user_factory("alice")
+    bob = await user_factory("bob")
+    room = await alice.create_room("two-reactions", invite=[bob.user_id])
+    await bob.join(room)
+    await alice.wait_for_member(room, bob.user_id)
+    first_message = await alice.say(room, "first")
+    second_message = await alice.say(room, "second")
+    await bob.wait_for(room, lambda e: e.event_id == second_message)
+
+    sent = [
+        (await bob.react(room, first_message, "✅", encrypted=True), first_message, "✅"),
+        (await bob.react(room, second_message, "❌", encrypted=True), second_message, "❌"),
+    ]
+    assert sent[0][0] != sent[1][0]
+    for reaction_id, target, key in sent:
+        reaction = await alice.wait_for(room, lambda e, r=reaction_id: e.event_id == r)
+        assert isinstance(reaction, nio.ReactionEvent)
+        assert reaction.decrypted
+        assert (reaction.sender, reaction.reacts_to, reaction.key) == (bob.user_id, target, key)
+
+
 async def test_reply_helpers(user_factory: UserFactory) -> None:
     alice = await user_factory("alice")
     bob = await user_factory("bob")

@@ -219,6 +219,16 @@ class EarlyWarningStore:
         ).first()
         return report_record(*row) if row else None
 
+    async def partner_reports(self, partner_id: int, limit: int) -> list[Report]:
+        """One partner's reports, newest first (ix_ew_reports_partner_received serves it)."""
+        rows = await self.session.execute(
+            self._reports()
+            .where(ReportRow.partner_id == partner_id)
+            .order_by(ReportRow.received_at.desc(), ReportRow.id.desc())
+            .limit(limit)
+        )
+        return [report_record(*r) for r in rows.all()]
+
     async def reports(
         self, statuses: Sequence[ReportStatus] | None, offset: int, limit: int
     ) -> tuple[list[Report], int]:

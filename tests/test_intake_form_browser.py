@@ -16,11 +16,14 @@ import aiohttp
 import pytest
 from playwright.async_api import Page, async_playwright, expect
 
+from bot.intake.api import IntakeApi
 from bot.intake.form import ReportForm
 from bot.intake.service import Intake
 from bot.web import Routes
+from commands.formatting import when
 from storage.db import Database
-from tests.support.intake import BRUSSELS, MovableClock, Served, serve
+from tests.support.intake import BRUSSELS, MovableClock, Served, a_report, bearer, serve
+from workflow.early_warning_model import ReportStatus
 
 pytestmark = [
     pytest.mark.timeout(180),
@@ -125,6 +128,15 @@ async def test_a_security_officer_reports_through_the_form(site: Served, tmp_pat
             ref = (await page.locator("#report-id").inner_text()).strip()
             assert re.fullmatch(r"EW-\d+", ref)
             await page.screenshot(path=shots / "report-confirmation.png", full_page=True)
+
+            await page.get_by_role("link", name="follow the status of your reports").click()
+            mine = page.get_by_role("table")
+            await expect(mine.get_by_role("row")).to_have_count(2)  # the header and EW-n
+            row = mine.locator(f"#report-{ref}")
+            await expect(row.get_by_role("rowheader")).to_have_text(ref)
+            await expect(row).to_contain_text(when(site.clock.now(), BRUSSELS))
+            await expect(row).to_contain_text("new (received, not yet assessed)")
+            await page.locator("section").screenshot(path=shots / "report-status.png")
 
             await page.get_by_role("button", name="Sign out").click()
             await expect(page.get_by_role("heading", level=1)).to_have_text(
@@ -377,3 +389,89 @@ async def test_a_revoked_partner_is_signed_out(site: Served, browser: Browser) -
     assert await site.report_count() == 0
     status, html = await browser.get("/report/sent/EW-1")
     assert "Sign in to report an incident" in html
+
+
+ROW = re.compile(r'<tr id="report-(EW-\d+)">(.*?)</tr>', re.S)
+CELL = re.compile(r"<t[hd][^>]*>(.*?)</t[hd]>", re.S)
+TAG = re.compile(r"<[^>]+>")
+
+
+def own_reports(html: str) -> dict[str, list[str]]:
+    """The form's table of the partner's reports: reference -> its cells' text."""
+    return {
+        ref: [" ".join(TAG.sub("", cell).split()) for cell in CELL.findall(row)]
+        for ref, row in ROW.findall(html)
+    }
+
+
+async def test_a_partner_follows_its_own_reports_status_and_no_one_elses(
+    database: Database,
+) -> None:
+    async with (
+        serve(
+            database,
+            lambda intake, clock: [
+                ReportForm(intake, SESSION_KEY, BRUSSELS, clock.now),
+                IntakeApi(intake, clock.now),
+            ],
+        ) as site,
+        aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http,
+    ):
+        acme = await site.partner("Acme Energy")
+        rival = await site.partner("Rival <b>Gas</b>")
+        browser = Browser(site, http)
+        await browser.sign_in(acme.token)
+        status, html = await browser.get()
+        assert "Your organisation has not sent any report yet." in html
+        assert own_reports(html) == {}
+
+        _, _, where = await browser.post("/report", good_form(site, csrf=browser.csrf))
+        assert where == "/report/sent/EW-1"
+        first_at = site.clock.now()
+        site.clock.advance(minutes=7)
+        rivals = a_report(site.clock, description="<script>alert(1)</script>")
+        async with http.post(
+            f"{site.base}/api/v1/reports", json=rivals, headers=bearer(rival.token)
+        ) as response:
+            assert response.status == 201
+        site.clock.advance(minutes=5)
+        await browser.get()
+        _, _, where = await browser.post(
+            "/report", good_form(site, csrf=browser.csrf, submission=browser.submission)
+        )
+        assert where == "/report/sent/EW-3"
+        third_at = site.clock.now()
+        site.clock.advance(hours=2)
+        async with site.db.transaction() as session:
+            await site.workflow(session).early_warning.assess(
+                "@alice:aegis.test", "$assess", 1, ReportStatus.SUSPICIOUS, "same van as EW-2"
+            )
+        assessed_at = site.clock.now()
+
+        status, html = await browser.get()
+        assert status == 200
+        shown = own_reports(html)
+        assert list(shown) == ["EW-3", "EW-1"]  # newest first; the rival's EW-2 is not there
+        for ref, received, changed in (
+            ("EW-1", first_at, assessed_at),
+            ("EW-3", third_at, third_at),
+        ):
+            async with http.get(
+                f"{site.base}/api/v1/reports/{ref}", headers=bearer(acme.token)
+            ) as response:
+                api_status = (await response.json())["status"]
+            number, received_text, status_text, changed_text = shown[ref]
+            assert number == ref
+            assert received_text == when(received, BRUSSELS)
+            assert changed_text == when(changed, BRUSSELS)
+            assert status_text.split(" ")[0] == api_status
+        assert shown["EW-1"][2].startswith("suspicious (")
+        assert shown["EW-3"][2].startswith("new (")
+        assert "same van" not in html  # the partners' notes stay internal
+        assert "Rival" not in html and "alert(1)" not in html
+        assert not re.search(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}", html)
+
+        await browser.post("/report/sign-out", {"csrf": browser.csrf})
+        await browser.sign_in(rival.token)
+        _, html = await browser.get()
+        assert list(own_reports(html)) == ["EW-2"]

@@ -250,6 +250,10 @@ class EarlyWarningRules:
         report = await self.store.report(report_id)
         return report if report is not None and report.partner_id == partner.id else None
 
+    async def own_reports(self, partner: Partner, limit: int) -> list[Report]:
+        """The partner's latest reports: what its security officer may follow, nobody else's."""
+        return await self.store.partner_reports(partner.id, limit)
+
     # --- triage ---------------------------------------------------------------------------
 
     async def require(self, report_id: int) -> Report:

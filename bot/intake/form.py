@@ -4,7 +4,9 @@ No JavaScript: the API token is typed once (checked and audited like the API's),
 partner's ID is kept in an encrypted, HttpOnly, SameSite=Strict session cookie. Every POST
 carries the session's CSRF token. The report is validated by the API's own model and shown
 again with the entered values and an error per field; a good one is confirmed with its
-EW number. Jinja2 autoescapes everything, so nothing a company typed is rendered as HTML."""
+EW number. Below the form the partner follows its own latest reports (reference, when
+received, status as the API gives it); another partner's never show. Jinja2 autoescapes
+everything, so nothing a company typed is rendered as HTML."""
 
 from __future__ import annotations
 
@@ -39,7 +41,8 @@ from bot.intake.api import (
 )
 from bot.intake.service import Intake, RateLimited
 from bot.web import MAX_BODY
-from workflow.early_warning_model import Category, Partner, ReportInput
+from commands.formatting import when
+from workflow.early_warning_model import Category, Partner, Report, ReportInput, ReportStatus
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +91,14 @@ CATEGORIES = (
     (Category.CYBER.value, "A cyber incident"),
     (Category.OTHER.value, "Something else"),
 )
+# How many of its own reports a partner sees under the form; the API has each one's status.
+OWN_REPORTS = 20
+STATUS_MEANING = {
+    ReportStatus.NEW: "received, not yet assessed",
+    ReportStatus.SUSPICIOUS: "assessed as suspicious: the security partners follow it up",
+    ReportStatus.BENIGN: "assessed: no threat found",
+    ReportStatus.CLOSED: "closed: no further action",
+}
 DATETIME_FORMATS = ("%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S")
 HEADERS = {
     "Content-Security-Policy": (
@@ -283,7 +294,20 @@ class ReportForm:
             errors={"token": error} if error else {},
         )
 
-    def _report_page(
+    def _own_reports(self, reports: list[Report]) -> list[dict[str, str]]:
+        """The partner's reports as its officer reads them: local times, the API's status."""
+        return [
+            {
+                "ref": report.ref,
+                "received": when(report.received_at, self.tz),
+                "updated": when(report.updated_at or report.received_at, self.tz),
+                "status": report.status.value,
+                "meaning": STATUS_MEANING[report.status],
+            }
+            for report in reports
+        ]
+
+    async def _report_page(
         self,
         session: aiohttp_session.Session,
         partner: Partner,
@@ -306,6 +330,8 @@ class ReportForm:
             zone=self.tz.key,
             example=self.clock().astimezone(self.tz).strftime("%Y-%m-%dT%H:%M"),
             categories=CATEGORIES,
+            reports=self._own_reports(await self.intake.own_reports(partner, OWN_REPORTS)),
+            shown_at_most=OWN_REPORTS,
             limits={
                 "location": LOCATION_MAX,
                 "description": DESCRIPTION_MAX,
@@ -322,7 +348,7 @@ class ReportForm:
         partner = await self._partner(session)
         if partner is None:
             return self._token_page(session)
-        return self._report_page(session, partner)
+        return await self._report_page(session, partner)
 
     async def sign_in(self, request: web.Request) -> web.Response:
         values = await self._posted(request)
@@ -357,7 +383,7 @@ class ReportForm:
             return self._token_page(session, 401, "Your session has ended. Sign in again.")
         report, errors = self.validate(values)
         if report is None:
-            return self._report_page(session, partner, values, errors)
+            return await self._report_page(session, partner, values, errors)
         key = "form:" + values.get("submission", "")
         outcome = await self.intake.submit(
             partner, report, key if IDEMPOTENCY_KEY.fullmatch(key) else None

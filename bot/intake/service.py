@@ -79,6 +79,10 @@ class Intake:
         async with self.db.transaction() as session:
             return await self.workflow(session).early_warning.for_partner(partner, report_id)
 
+    async def own_reports(self, partner: Partner, limit: int) -> list[Report]:
+        async with self.db.transaction() as session:
+            return await self.workflow(session).early_warning.own_reports(partner, limit)
+
     async def warnings(self, partner: Partner) -> list[SectorWarning]:
         async with self.db.transaction() as session:
             return await self.workflow(session).early_warning.warnings_for(partner)

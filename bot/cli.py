@@ -10,7 +10,7 @@ from pathlib import Path
 
 import bot
 from bot import partner_cli, purge_cli, role_cli
-from config import ConfigError, Settings, load_settings
+from config import ConfigError, Settings, add_config_option, load_settings
 
 EXIT_BAD_CONFIG = 2
 EXIT_LEADERSHIP_LOST = 3
@@ -24,23 +24,22 @@ def _parser() -> argparse.ArgumentParser:
         ("run", "run the bot"),
         ("check-config", "validate a config file and list every problem"),
     ):
-        cmd = sub.add_parser(name, help=text)
-        cmd.add_argument("-c", "--config", type=Path, required=True)
+        add_config_option(sub.add_parser(name, help=text))
     audit = sub.add_parser("audit", help="audit trail tools")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)
     verify = audit_sub.add_parser(
         "verify", help="check the hash chain; names the first broken entry"
     )
-    verify.add_argument("-c", "--config", type=Path, required=True)
+    add_config_option(verify)
     partner_cli.add_parser(sub)
     purge_cli.add_parser(sub)
     role_cli.add_parser(sub)
     return parser
 
 
-def _load(path: Path) -> Settings | None:
+def _load(paths: list[Path]) -> Settings | None:
     try:
-        return load_settings(path)
+        return load_settings(*paths)
     except ConfigError as exc:
         print(exc.report(), file=sys.stderr)
         return None
@@ -52,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     if settings is None:
         return EXIT_BAD_CONFIG
     if args.command == "check-config":
-        print(f"{args.config}: configuration is valid")
+        print(f"{' + '.join(map(str, args.config))}: configuration is valid")
         return 0
     if args.command == "partner":
         return asyncio.run(partner_cli.run(settings, args))

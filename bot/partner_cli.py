@@ -7,12 +7,11 @@ import argparse
 import getpass
 import sys
 from datetime import UTC, datetime
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import bot
 from bot.app import access_policy, policy
-from config import Settings
+from config import Settings, add_config_option
 from storage.db import Database
 from storage.store import Store
 from workflow import RuntimeInfo, Workflow
@@ -36,7 +35,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--webhook-secret", action="store_true", help="also a new webhook signing secret"
     )
     for verb in (add, revoke, rotate, verbs.choices["list"]):
-        verb.add_argument("-c", "--config", type=Path, required=True)
+        add_config_option(verb)
 
 
 def _webhook_url(text: str) -> str:

@@ -7,11 +7,10 @@ from __future__ import annotations
 import argparse
 import getpass
 from datetime import UTC, datetime
-from pathlib import Path
 
 import bot
 from bot.app import access_policy, policy
-from config import Settings
+from config import Settings, add_config_option
 from storage.db import Database
 from storage.store import Store
 from workflow import RuntimeInfo, Workflow
@@ -24,7 +23,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="remove personal data of dossiers closed longer ago than "
         "retention.closed_dossier_years, keeping tombstones",
     )
-    purge.add_argument("-c", "--config", type=Path, required=True)
+    add_config_option(purge)
     purge.add_argument(
         "--dry-run", action="store_true", help="list what would be purged; change nothing"
     )

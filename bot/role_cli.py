@@ -15,7 +15,6 @@ import logging
 import secrets
 import sys
 from datetime import UTC, datetime
-from pathlib import Path
 
 from nio import AsyncClient, AsyncClientConfig, RoomResolveAliasResponse
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,7 +25,7 @@ from bot.pipeline import txn_id
 from bot.render import MESSAGE, notice
 from commands.replies import Announcement, RoomKey
 from commands.role_views import changed
-from config import Role, Settings
+from config import Role, Settings, add_config_option
 from config.settings import USER_ID_RE
 from storage import outbox
 from storage.db import Database
@@ -63,7 +62,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         verb.add_argument("role", choices=[r.value for r in Role])
     verbs.add_parser("list", help="who holds which role; grants waiting for a second admin")
     for verb in verbs.choices.values():
-        verb.add_argument("-c", "--config", type=Path, required=True)
+        add_config_option(verb)
 
 
 def _user_id(text: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,39 @@ def _describe(error: dict[str, Any]) -> str:
     return f"{key}: {message}"
 
 
-def load_settings(path: Path) -> Settings:
+def add_config_option(parser: argparse.ArgumentParser) -> None:
+    """`-c FILE`, repeatable: a local overrides file merges over the main one, so the main
+    file can be regenerated or upgraded without losing a person's own changes."""
+    parser.add_argument(
+        "-c",
+        "--config",
+        type=Path,
+        action="append",
+        required=True,
+        metavar="FILE",
+        help="config file; repeat it to merge later files over earlier ones",
+    )
+
+
+def load_settings(path: Path, *overrides: Path) -> Settings:
+    """The settings of `path`, with each of `overrides` merged over it in order: sections
+    merge key by key, any other value (a list too) replaces the earlier one."""
+    layers = [(path, _read(path)), *((extra, _read(extra)) for extra in overrides)]
+    raw: dict[str, Any] = {}
+    for _, data in layers:
+        raw = _merged(raw, data)
+    try:
+        return Settings(**raw)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            problem = _describe(dict(error))
+            source = _source(layers, error["loc"])
+            problems.append(problem if source == path else f"{problem} (set in {source})")
+        raise ConfigError(path, problems) from None
+
+
+def _read(path: Path) -> dict[str, Any]:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -53,10 +86,31 @@ def load_settings(path: Path) -> Settings:
     except yaml.YAMLError as exc:
         raise ConfigError(path, [f"not valid YAML: {exc}"]) from None
     if raw is None:
-        raw = {}
+        return {}
     if not isinstance(raw, dict):
         raise ConfigError(path, ["(top level): must be a mapping of sections"])
-    try:
-        return Settings(**raw)
-    except ValidationError as exc:
-        raise ConfigError(path, [_describe(dict(e)) for e in exc.errors()]) from None
+    return raw
+
+
+def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merged(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _source(layers: list[tuple[Path, dict[str, Any]]], loc: tuple[int | str, ...]) -> Path:
+    """The file a bad key comes from: the last one that sets the most of its path."""
+    best, depth = layers[0][0], 0
+    for path, data in layers:
+        found, node = 0, data
+        for part in loc:
+            if not isinstance(node, dict) or part not in node:
+                break
+            found, node = found + 1, node[part]
+        if found and found >= depth:
+            best, depth = path, found
+    return best

@@ -361,3 +361,51 @@ def test_access_read_names_an_unknown_kind_of_data(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings(write_yaml(tmp_path / "a.yaml", config))
     assert any(p.startswith("access.read") and "'dosier'" in p for p in caught.value.problems)
+
+
+# --- an overrides file over the main one --------------------------------------------------
+
+
+def test_an_overrides_file_merges_section_by_section_and_replaces_lists(tmp_path: Path) -> None:
+    base = minimal_config(password="from-base")
+    base["bot"] = {"prefix": "!", "timezone": "Europe/Brussels"}
+    base["allowed_servers"] = ["example.org", "partner.example"]
+    base["meetings"] = {"weekly": {"rrule": "FREQ=WEEKLY;BYDAY=MO;BYHOUR=10"}}
+    overrides = {
+        "bot": {"prefix": "?"},
+        "allowed_servers": ["example.org"],
+        "meetings": {"daily": {"rrule": "FREQ=DAILY;BYHOUR=8", "agenda": "daily"}},
+    }
+    settings = load_settings(
+        write_yaml(tmp_path / "base.yaml", base), write_yaml(tmp_path / "over.yaml", overrides)
+    )
+    assert (settings.bot.prefix, settings.bot.timezone) == ("?", "Europe/Brussels")
+    assert settings.allowed_servers == ["example.org"]
+    assert sorted(settings.meetings) == ["daily", "weekly"]
+    assert settings.matrix.password is not None
+    assert settings.matrix.password.get_secret_value() == "from-base"
+    empty = write_yaml(tmp_path / "empty.yaml", None)
+    assert load_settings(tmp_path / "base.yaml", empty) == load_settings(tmp_path / "base.yaml")
+
+
+def test_a_bad_key_in_the_overrides_is_reported_with_the_file_it_came_from(
+    tmp_path: Path,
+) -> None:
+    base = write_yaml(tmp_path / "base.yaml", minimal_config(password="x"))
+    over = write_yaml(tmp_path / "over.yaml", {"bot": {"timezone": "Mars/Olympus", "colour": 1}})
+    result = aegis("check-config", "-c", str(base), "-c", str(over))
+    assert result.returncode == EXIT_BAD_CONFIG
+    problems = result.stderr.splitlines()[1:]
+    assert len(problems) == 2, result.stderr
+    assert any("bot.timezone" in p and f"(set in {over})" in p for p in problems), problems
+    assert any("bot.colour: unknown key" in p and f"(set in {over})" in p for p in problems)
+
+    fixed = write_yaml(tmp_path / "over.yaml", {"bot": {"prefix": "?"}})
+    result = aegis("check-config", "-c", str(base), "-c", str(fixed))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"{base} + {fixed}: configuration is valid"
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("bot: [", encoding="utf-8")
+    result = aegis("check-config", "-c", str(base), "-c", str(broken))
+    assert result.returncode == EXIT_BAD_CONFIG
+    assert str(broken) in result.stderr.splitlines()[0]

@@ -120,10 +120,12 @@ class InProcessBot:
 
 
 class BotProcess:
-    """`python -m bot run -c FILE` in a subprocess, so that SIGKILL is a real crash."""
+    """`python -m bot run -c FILE [-c OVERRIDES…]` in a subprocess, so that SIGKILL is a real
+    crash."""
 
-    def __init__(self, config_path: Path, log_path: Path) -> None:
+    def __init__(self, config_path: Path, log_path: Path, *overrides: Path) -> None:
         self.config_path = config_path
+        self.overrides = overrides  # merged over config_path, in order (`-c` again)
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -131,7 +133,13 @@ class BotProcess:
         log = self.log_path.open("ab")
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "bot", "run", "-c", str(self.config_path)],
+            [
+                sys.executable,
+                "-m",
+                "bot",
+                "run",
+                *(arg for path in (self.config_path, *self.overrides) for arg in ("-c", str(path))),
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,

@@ -71,6 +71,7 @@ async def test_demo_user_gets_ping_answered_and_a_second_prepare_reuses_everythi
     dev = load_dev_script()
     started = datetime.now(UTC)
     env = await dev.prepare(tmp_path, port=free_port(), http_port=free_port())
+    prepared = datetime.now(UTC)
     log_path = tmp_path / "bot.log"
     bot = BotProcess(env.config_path, log_path, env.demo_meeting_path, env.overrides_path)
     alice: MatrixUser | None = None
@@ -83,9 +84,12 @@ async def test_demo_user_gets_ping_answered_and_a_second_prepare_reuses_everythi
             "monthly",
             "daily",
         ]
-        assert timedelta(minutes=3) <= env.briefing_at - started <= timedelta(minutes=4, seconds=5)
+        # Three to four minutes after the files were written, at a whole minute.
+        assert env.briefing_at - started >= timedelta(minutes=3)
+        assert env.briefing_at - prepared < timedelta(minutes=4)
+        assert (env.briefing_at.second, env.briefing_at.microsecond) == (0, 0)
         first_reminder = env.briefing_at - max(settings.meetings["briefing"].remind_before)
-        assert started <= first_reminder <= datetime.now(UTC) + timedelta(seconds=20)
+        assert started <= first_reminder <= prepared + timedelta(seconds=16)
 
         printed = dev.summary(env)
         web = f"http://127.0.0.1:{env.http_port}"

@@ -308,7 +308,8 @@ def _write_generated(path: Path, text: str, state: dict[str, Any]) -> Path | Non
     """Writes the generated config, unless the user has edited the file since it was written.
 
     An edited file is kept as it is. Only when the generated content itself changed (rooms
-    made again, say) does a fresh version go beside it; its path is returned."""
+    made again, say) does a fresh version go beside it; its path is returned the first time,
+    so the user is told once."""
     fresh = _digest(text)
     if path.exists():
         current = _digest(path.read_text(encoding="utf-8"))
@@ -318,6 +319,8 @@ def _write_generated(path: Path, text: str, state: dict[str, Any]) -> Path | Non
             if fresh == state.get("config_sha256"):
                 return None
             beside = path.with_name(path.stem + ".generated.yaml")
+            if beside.exists() and beside.read_text(encoding="utf-8") == text:
+                return None  # said once already
             beside.write_text(text, encoding="utf-8")
             beside.chmod(0o600)
             return beside
@@ -454,7 +457,7 @@ def summary(env: DemoEnv) -> str:
         lines += [
             "Meetings: weekly (Monday 10:00), ambassades (first Tuesday of the month, 14:00),",
             f"  digest (daily 08:00), and a demo briefing daily at {at:%H:%M} ({TIMEZONE}):",
-            f"  its first reminder comes in {ROOMS['coordination']!r} within seconds, another "
+            f"  its first reminder comes in {ROOMS['coordination']!r} in under a minute, another "
             f'at {at - timedelta(minutes=1):%H:%M}, then "starting now".',
         ]
     year = datetime.now(tz).year

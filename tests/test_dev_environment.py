@@ -172,6 +172,8 @@ def test_an_edited_config_is_never_overwritten(tmp_path: Path) -> None:
     assert dev._write_generated(path, "a: 3\n", state) == beside
     assert path.read_text() == "a: 2\nlogging: {level: DEBUG}\n"
     assert yaml.safe_load(beside.read_text()) == {"a": 3}
+    assert dev._write_generated(path, "a: 3\n", state) is None  # told once
+    assert path.read_text() == "a: 2\nlogging: {level: DEBUG}\n"
 
 
 def test_the_briefing_is_a_whole_minute_at_least_three_minutes_ahead() -> None:

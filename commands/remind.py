@@ -22,9 +22,9 @@ register_type(ReminderRef, numbered("RM", ReminderRef), name="RM-id")  # type: i
 @command(
     "remind",
     group="remind",
-    help="Remind yourself, another user or the room: at a time (unquoted, in English, Dutch "
-    "or French), every week or day, when a proposal is decided, or before a dossier starts. "
-    "Posted in this room.",
+    help="!remind me|@user|room <when> <text>: at a time (no quotes needed; English, Dutch "
+    "or French), every day or week, when a proposal is decided, or before a dossier starts. "
+    "Posted in this room, mentioning the user.",
     examples=[
         "!remind me in 10 minutes call the embassy back",
         "!remind me morgen 9u brief the liaison",

@@ -21,7 +21,7 @@ from tests.commands_fakes import make_context
 from tests.support.chat import BRUSSELS, START, Chat, text_of
 from workflow import Policy
 from workflow.access import Data
-from workflow.reminder_model import ReminderFired, Trigger
+from workflow.reminder_model import PersonalReminder, ReminderFired, ReminderState, Trigger
 
 LIAISON = "@lia:aegis.test"
 ANALYST = "@ana:aegis.test"
@@ -425,3 +425,26 @@ async def test_a_purge_removes_the_reminders_about_the_dossier(chat: Chat) -> No
     async with chat.db.transaction() as session:
         texts = (await session.execute(text("SELECT text FROM reminders"))).scalars().all()
     assert texts == ["unrelated"]
+
+
+def test_the_reminder_text_is_escaped_in_html() -> None:
+    reminder = PersonalReminder(
+        id=7,
+        created_by=LIAISON,
+        target=LIAISON,
+        room_id=ROOM,
+        text='<a href="https://evil.example">click</a> & <b>now</b>',
+        trigger=Trigger.AT,
+        due_at=START,
+        rrule=None,
+        proposal_id=None,
+        dossier_ref=None,
+        offset=None,
+        state=ReminderState.PENDING,
+        created_at=START,
+        last_fired_at=None,
+    )
+    [announcement] = reminder_announcements(ReminderFired(reminder, START, False), BRUSSELS)
+    html = notice(announcement.reply, mentions=announcement.mentions)["formatted_body"]
+    assert 'evil.example">' not in html and "<b>now</b>" not in html
+    assert "&lt;a href=&quot;https://evil.example&quot;&gt;click&lt;/a&gt; &amp;" in html

@@ -448,3 +448,9 @@ def test_the_reminder_text_is_escaped_in_html() -> None:
     html = notice(announcement.reply, mentions=announcement.mentions)["formatted_body"]
     assert 'evil.example">' not in html and "<b>now</b>" not in html
     assert "&lt;a href=&quot;https://evil.example&quot;&gt;click&lt;/a&gt; &amp;" in html
+
+
+async def test_a_reminder_before_a_start_already_too_close_is_refused(chat: Chat) -> None:
+    ref = await dossier(chat, "2026-11-25 18:00")
+    reply = await chat.say(LIAISON, f"!remind me 1 day before {ref} starts")
+    assert f"that time has passed: {ref} starts sooner than that" in text_of(reply)

@@ -120,9 +120,7 @@ class ReminderRules:
             if dossier.starts_at is not None:
                 due = self._before(dossier.starts_at, request.offset)
                 if due <= now:
-                    raise Refused(
-                        f"that time has passed: {dossier.ref} starts {self._at(dossier.starts_at)}"
-                    )
+                    raise Refused(f"that time has passed: {dossier.ref} starts sooner than that")
             return {
                 "dossier_ref": dossier.ref,
                 "offset_minutes": int(request.offset.total_seconds() // 60),
@@ -135,9 +133,6 @@ class ReminderRules:
         if due_at is None or due_at <= now:
             raise Refused("that time has passed; give a time to come")
         return {"due_at": due_at, "rrule": request.rrule}
-
-    def _at(self, moment: datetime) -> str:
-        return moment.astimezone(self.tz).strftime("%a %d %b %Y %H:%M")
 
     async def mine(self, actor: str, room_id: str) -> list[Scheduled]:
         """The pending reminders set in this room by or for the user: a room shows only what

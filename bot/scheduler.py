@@ -1,4 +1,5 @@
-"""Runs the workflow's time-driven steps (nudges, expiry, end warnings, endings).
+"""Runs the workflow's time-driven steps (nudges, expiry, end warnings, endings, meeting
+reminders and personal reminders).
 
 Due work comes from the database and time from the clock object, so a test moves the clock
 and calls `tick()` instead of waiting hours. Each step commits with its fired key and its
@@ -16,6 +17,7 @@ from bot.metrics import Metrics
 from bot.pipeline import INFRASTRUCTURE_ERRORS, Pipeline
 from commands.agenda_views import meeting_announcements
 from commands.measure_views import scheduled
+from commands.reminder_views import reminder_announcements
 from commands.replies import Announcement
 from workflow import Workflow
 from workflow.meetings import Reminder
@@ -56,6 +58,11 @@ class Scheduler:
             "meeting",
             lambda wf: wf.meetings,
             lambda outcome, wf: meeting_announcements(outcome, pipeline.tz),
+        )
+        done += await self._steps(
+            "reminder",
+            lambda wf: wf.reminders,
+            lambda outcome, wf: reminder_announcements(outcome, pipeline.tz),
         )
         if done:
             pipeline.wake_sender()

@@ -12,6 +12,7 @@ from commands import (
     export,
     measure,
     meeting,
+    remind,
     role,
     threat,
 )
@@ -23,7 +24,7 @@ from commands.errors import ArgumentError
 from commands.replies import Announcement, Reply, RoomKey, Severity
 
 registry = Registry.from_modules(
-    core, dossier, threat, measure, meeting, export, role, early_warning, audit
+    core, dossier, threat, measure, meeting, remind, export, role, early_warning, audit
 )
 
 __all__ = [

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import audit
 from storage.dossiers import aware
+from storage.reminders import ReminderStore
 from storage.tables import (
     AssessmentRow,
     DossierRow,
@@ -120,6 +121,7 @@ class PrivacyStore:
             measures=len(measures),
             proposals=len(proposals),
             audit_entries=len(await audit.seqs_for(self.session, targets)),
+            reminders=await ReminderStore(self.session).count_for_dossier(ref),
         )
 
     async def purge(
@@ -158,6 +160,7 @@ class PrivacyStore:
             proposal.changes = _scrub(proposal.changes, placeholder)
             if proposal.rationale is not None:
                 proposal.rationale = placeholder
+        await ReminderStore(session).delete_for_dossier(ref)
         seqs = await audit.seqs_for(session, targets)
         await audit.tombstone(session, seqs)
         await session.flush()

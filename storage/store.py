@@ -15,6 +15,7 @@ from storage.early_warning import EarlyWarningStore
 from storage.measures import MeasureStore
 from storage.meetings import AgendaStore, MeetingStore
 from storage.privacy import PrivacyStore
+from storage.reminders import ReminderStore
 from workflow.model import Assessment, Dossier, DossierFilter, TimelineEntry
 from workflow.role_model import RequestState, RoleRequest
 
@@ -27,6 +28,7 @@ class Store:
         self.agenda = AgendaStore(session)
         self.privacy = PrivacyStore(session)
         self.early_warning = EarlyWarningStore(session)
+        self.reminders = ReminderStore(session)
 
     async def append_audit(
         self,

@@ -415,3 +415,31 @@ class DeliveryRow(Base):
     partner_id: Mapped[int] = mapped_column(ForeignKey("ew_partners.id"), primary_key=True)
     webhook_id: Mapped[int | None] = mapped_column(ForeignKey("ew_webhooks.id"), nullable=True)
     fetched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class ReminderRow(Base):
+    """A personal reminder (`!remind`). Posted in the room it was set in; its firing is keyed
+    in `fired` (kind `remind`) with the outbox row, so it is posted once across restarts.
+    `due_at` holds the next time of a timed one; one tied to a dossier's start or a proposal's
+    decision is due when that happens, read from them at each pass, so it follows a change."""
+
+    __tablename__ = "reminders"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    created_by: Mapped[str] = mapped_column(String(255))
+    # Who is mentioned: the setter (`me`), another user, or nobody (`room`).
+    target: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    room_id: Mapped[str] = mapped_column(String(255))
+    text: Mapped[str] = mapped_column(Text)
+    trigger: Mapped[str] = mapped_column(String(12))
+    due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    rrule: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    proposal_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # The dossier it is about (its start, or the proposal's dossier): a purge removes it.
+    dossier_ref: Mapped[str | None] = mapped_column(String(16), nullable=True, index=True)
+    offset_minutes: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    state: Mapped[str] = mapped_column(String(12))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    event_id: Mapped[str] = mapped_column(String(255))
+    last_fired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    __table_args__ = (Index("ix_reminders_state", "state", "due_at"),)

@@ -59,6 +59,7 @@ class Workflow:
         from workflow.meetings import MeetingRules
         from workflow.membership import MembershipRules
         from workflow.privacy import PrivacyRules
+        from workflow.reminders import ReminderRules
         from workflow.roles import RoleRules
         from workflow.schedule import ScheduleRules
         from workflow.threats import ThreatRules
@@ -83,6 +84,7 @@ class Workflow:
         self.privacy = PrivacyRules(self)
         self.early_warning = EarlyWarningRules(self)
         self.membership = MembershipRules(self)
+        self.reminders = ReminderRules(self)
 
     async def roles_of(self, user_id: str) -> frozenset[Role]:
         """The config file's seed, plus the grants in force. A revocation only takes back a

@@ -2,10 +2,11 @@
 
 Retention: `retention.closed_dossier_years` after a dossier was closed, its personal data is
 removed. Free text and names go (title, subjects, notes, external references, timeline texts,
-assessment summaries, measure details, proposal reasons and rationales, audit details); the
-dossier stays as a tombstone with its ID, kind, category, dates, levels and states, and the
-officials' actions stay on the timeline and in the audit trail, so references still resolve.
-A dossier with a measure still in force or a proposal pending is held, not purged.
+assessment summaries, measure details, proposal reasons and rationales, audit details), the
+personal reminders about the dossier are deleted, and the dossier stays as a tombstone with
+its ID, kind, category, dates, levels and states; the officials' actions stay on the timeline
+and in the audit trail, so references still resolve. A dossier with a measure still in
+force or a proposal pending is held, not purged.
 
 Access trail: every command that displays dossier content records one audit entry,
 `dossier.read`, naming the dossiers it displayed under `dossiers` (a listing of twenty names
@@ -66,6 +67,7 @@ class PersonalData:
     measures: int = 0
     proposals: int = 0
     audit_entries: int = 0
+    reminders: int = 0
 
     def describe(self) -> str:
         parts = [f"{n} {name.replace('_', ' ')}" for name, n in asdict(self).items() if n]

@@ -4,10 +4,15 @@ and the reminder steps the scheduler runs.
 Recurrence is python-dateutil's rrule, anchored at a local midnight in `bot.timezone`, so a
 10:00 meeting stays at 10:00 local time across daylight-saving changes. Each reminder is keyed
 in the fired table (kind `reminder`), so it is posted once per occurrence and offset, across
-restarts and with two processes running."""
+restarts and with two processes running.
+
+A meeting's first sighting by the scheduler is kept too (kind `meeting-seen`, per name and
+rule): occurrences before it were never the bot's to post, so they are neither posted nor
+reported as missed."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -29,6 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FIRED_KIND = "reminder"
+SEEN_KIND = "meeting-seen"
 SKIP, MOVE = "skip", "move"
 # A reminder posted this long after it was due says so: more than a scheduler tick (30 s)
 # late means the bot was not running when it fell due.
@@ -100,6 +106,24 @@ class Due:
         the clocks change in between."""
         local = self.occurrence.at.astimezone(self.tz) - (self.offset or timedelta(0))
         return local.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class Seen:
+    """The scheduler's first sighting of a meeting's configuration, to be recorded."""
+
+    meeting: MeetingSpec
+
+    @property
+    def key(self) -> str:
+        """Per name and rule: a changed rule is a new configuration. Hashed, as a rule can
+        be longer than the fired table's key."""
+        digest = hashlib.sha256(self.meeting.rrule.encode()).hexdigest()[:16]
+        return f"{self.meeting.name}/{digest}"
+
+    @property
+    def name(self) -> str:
+        return f"seen/{self.key}"
 
 
 @dataclass(frozen=True)
@@ -277,33 +301,86 @@ class MeetingRules:
 
     # --- the scheduler's steps --------------------------------------------------------------
 
-    async def due(self) -> list[Due]:
+    async def _configured(self, spec: MeetingSpec) -> datetime | None:
+        """When the scheduler first saw this meeting's configuration; None if never."""
+        return await self.wf.store.measures.fired_at(SEEN_KIND, Seen(spec).key)
+
+    def _steps(self, occurrence: Occurrence) -> list[Due]:
+        """Every step of one occurrence: its reminders, and the "starting now" post unless
+        a reminder at the start (offset 0) takes its place."""
+        spec = occurrence.meeting
+        steps = [Due(occurrence, offset, self.tz) for offset in spec.remind_before]
+        if timedelta(0) not in spec.remind_before:
+            steps.append(Due(occurrence, None, self.tz))
+        return steps
+
+    async def due(self) -> list[Due | Seen]:
         """Steps due now and not yet fired. Of an occurrence's reminders only the latest due
-        one is posted: after downtime, one late reminder rather than a burst of them."""
+        one is posted: after downtime, one late reminder rather than a burst of them.
+        Occurrences from before the meeting was first seen are left alone: they were not
+        missed, the meeting did not exist for the bot yet."""
         now = self.wf.now
         fired = self.wf.store.measures.fired
-        found: list[Due] = []
+        found: list[Due | Seen] = []
         for spec in self.specs:
+            since = await self._configured(spec)
+            if since is None:
+                found.append(Seen(spec))
+                since = now
             ahead = max(spec.remind_before, default=timedelta(0)) + DST_SLACK
             for occurrence in await self.occurrences(spec, now - LOOKBACK, now + ahead):
-                if occurrence.skipped:
+                if occurrence.skipped or occurrence.at < since:
                     continue
-                reminders = [
+                steps = [
                     step
-                    for step in (Due(occurrence, o, self.tz) for o in spec.remind_before)
+                    for step in self._steps(occurrence)
                     if step.due_at <= now and not await fired(FIRED_KIND, step.key)
                 ]
+                reminders = [step for step in steps if step.offset is not None]
                 if reminders:
                     found.append(min(reminders, key=lambda step: step.offset or timedelta(0)))
-                if timedelta(0) not in spec.remind_before:
-                    start = Due(occurrence, None, self.tz)
-                    if start.due_at <= now and not await fired(FIRED_KIND, start.key):
-                        found.append(start)
+                found += [step for step in steps if step.offset is None]
         return found
 
-    async def run(self, due: Due) -> Reminder | Starting | None:
+    async def next_due(self) -> datetime | None:
+        """The earliest step after now not yet fired, looking further ahead only while
+        nothing is found (a weekly meeting needs a week, a monthly one a month)."""
+        now = self.wf.now
+        earliest: list[datetime] = []
+        for spec in self.specs:
+            since = await self._configured(spec)
+            if since is None:
+                return now  # its first sighting is still to be recorded
+            found = await self._next_of(spec, since)
+            if found is not None:
+                earliest.append(found)
+        return min(earliest, default=None)
+
+    async def _next_of(self, spec: MeetingSpec, since: datetime) -> datetime | None:
+        now = self.wf.now
+        fired = self.wf.store.measures.fired
+        # A step due by `now + window - ahead` belongs to an occurrence within the window.
+        ahead = max(spec.remind_before, default=timedelta(0)) + DST_SLACK
+        window = ahead + timedelta(days=1)
+        while True:
+            times = [
+                step.due_at
+                for occurrence in await self.occurrences(spec, now, now + window)
+                if not occurrence.skipped and occurrence.at >= since
+                for step in self._steps(occurrence)
+                if step.due_at > now and not await fired(FIRED_KIND, step.key)
+            ]
+            found = min(times, default=None)
+            if (found is not None and found <= now + window - ahead) or window >= HORIZON:
+                return found
+            window = min(window * 2, HORIZON)
+
+    async def run(self, due: Due | Seen) -> Reminder | Starting | None:
         """Posts nothing twice; a reminder whose meeting started is dropped with a log line."""
         now = self.wf.now
+        if isinstance(due, Seen):
+            await self.wf.store.measures.fire(SEEN_KIND, due.key, now)
+            return None
         if not await self.wf.store.measures.fire(FIRED_KIND, due.key, now):
             return None
         occurrence = due.occurrence

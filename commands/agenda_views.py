@@ -150,7 +150,7 @@ def monthly_document(agenda: MonthlyAgenda, tz: ZoneInfo) -> Document:
             details[item] = decision_commands(review.line.measure)
         sections.append(Section(f"{GROUP_NAMES[kind]} ({len(reviews)})", tuple(items)))
     return Document(
-        f"Ambassades review — {agenda.at.astimezone(tz):%B %Y}, {agenda.count} measures in force",
+        f"Ambassades review — {agenda.start.astimezone(tz):%B %Y}, {agenda.count} measures in force",
         (
             "Each measure needs a decision: extend, limit, maintain or end. Propose it with",
             '!measure extend M-n end="<when>" <reason> | !measure limit M-n "<change>" <reason>',

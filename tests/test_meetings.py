@@ -282,11 +282,12 @@ async def open_event(chat: Chat, title: str, start: str, end: str) -> str:
 
 async def test_weekly_agenda_holds_exactly_the_dossiers_in_its_window(database: Database) -> None:
     chat = meeting_chat(database)
-    # Window of the meeting on Mon 30 Nov 10:00: Mon 23 Nov 10:00 to Mon 7 Dec 10:00.
-    inside_past = await open_event(chat, "Edge past", "2026-11-20 10:00", "2026-11-23 12:00")
-    outside_past = await open_event(chat, "Day before", "2026-11-19 10:00", "2026-11-22 12:00")
-    inside_future = await open_event(chat, "Edge future", "2026-12-07 09:00", "2026-12-09 12:00")
-    outside_future = await open_event(chat, "Day after", "2026-12-08 10:00", "2026-12-09 12:00")
+    # Window of the meeting on Mon 30 Nov 10:00: the calendar weeks before and after it,
+    # Mon 23 Nov 00:00 to Sun 13 Dec 23:59, in local time.
+    inside_past = await open_event(chat, "Edge past", "2026-11-20 10:00", "2026-11-23 00:30")
+    outside_past = await open_event(chat, "Day before", "2026-11-19 10:00", "2026-11-22 23:30")
+    inside_future = await open_event(chat, "Edge future", "2026-12-13 23:30", "2026-12-15 12:00")
+    outside_future = await open_event(chat, "Day after", "2026-12-14 00:30", "2026-12-15 12:00")
     spanning = await open_event(chat, "Spanning", "2026-11-01 10:00", "2026-12-31 12:00")
     await chat.say(LIAISON, '!dossier open person "No period"')
     await chat.say(ANALYST, f"!threat log {spanning} level=3 source=OCAD credible threat")
@@ -295,7 +296,7 @@ async def test_weekly_agenda_holds_exactly_the_dossiers_in_its_window(database: 
 
     reply = await chat.say(POLICE, '!agenda weekly week="2026-11-30 10:00"')
     body = text_of(reply)
-    assert reply.title == "Weekly agenda — Mon 23 Nov 2026 10:00 to Mon 07 Dec 2026 10:00"
+    assert reply.title == "Weekly agenda — Mon 23 Nov 2026 00:00 to Sun 13 Dec 2026 23:59"
     for ref in (inside_past, inside_future, spanning):
         assert ref in body
     for ref in (outside_past, outside_future):
@@ -305,6 +306,11 @@ async def test_weekly_agenda_holds_exactly_the_dossiers_in_its_window(database: 
     assert f"{spanning} Spanning: 3 SERIOUS / ERNSTIG / GRAVE (new), OCAD" in body
     assert "P-1: new M-1: patrol" in body
     assert "■ Early-warning reports\n  (nothing)" in body
+
+    # Without a meeting: the weeks around today, Wednesday 25 November.
+    today = await chat.say(POLICE, "!agenda weekly")
+    assert today.title == "Weekly agenda — Mon 16 Nov 2026 00:00 to Sun 06 Dec 2026 23:59"
+    assert outside_past in text_of(today) and outside_future not in text_of(today)
 
     # The reminder carries the same agenda, built when it is posted.
     chat.now = MEETING - timedelta(days=1)

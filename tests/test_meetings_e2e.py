@@ -5,7 +5,7 @@ carrying an agenda with exactly the dossiers in its window, and "starting now" l
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -63,9 +63,15 @@ async def test_weekly_reminders_arrive_in_the_right_room_at_local_times(world: W
     def local(days: int = 0, hours: int = 0, minutes: int = 0) -> str:
         return (start - timedelta(days=days, hours=hours, minutes=minutes)).strftime("%d %H:%M")
 
-    # Before the bot runs: dossiers inside the agenda's window and one day outside each edge.
-    def at(days: int, hour: int = 12) -> str:
-        return (start + timedelta(days=days)).replace(hour=hour).strftime("%Y-%m-%d %H:%M")
+    # Dossiers just inside the agenda's window and just outside each edge. The window runs
+    # from Monday 00:00 of the calendar week before the meeting's to Sunday 23:59 of the
+    # week after, local time.
+    monday = start.date() - timedelta(days=start.weekday())
+    window_start = datetime.combine(monday - timedelta(days=7), time(0), tzinfo=BRUSSELS)
+    window_end = datetime.combine(monday + timedelta(days=14), time(0), tzinfo=BRUSSELS)
+
+    def at(edge: datetime, minutes: int) -> str:
+        return (edge + timedelta(minutes=minutes)).strftime("%Y-%m-%d %H:%M")
 
     bot = InProcessBot(config, clock)
     await bot.start()
@@ -75,10 +81,10 @@ async def test_weekly_reminders_arrive_in_the_right_room_at_local_times(world: W
     try:
         refs = {}
         for title, begin, end in (
-            ("Edge past", at(-9), at(-7)),
-            ("Day before", at(-9), at(-8, 9)),
-            ("Edge future", at(7, 9), at(9)),
-            ("Day after", at(8), at(9)),
+            ("Edge past", at(window_start, -3000), at(window_start, 30)),
+            ("Day before", at(window_start, -3000), at(window_start, -30)),
+            ("Edge future", at(window_end, -30), at(window_end, 3000)),
+            ("Day after", at(window_end, 30), at(window_end, 3000)),
         ):
             event_id = await world.alice.say(
                 coordination, f'!dossier open event "{title}" start="{begin}" end="{end}"'

@@ -17,6 +17,7 @@ from dateutil.rrule import rrulestr
 from tests.support.bot_runner import BotProcess, FakeClock, InProcessBot
 from tests.support.matrix_user import MatrixUser, content
 from tests.support.world import World
+from tests.test_meetings import expand
 from workflow.meetings import LATE_AFTER
 
 WAIT = 60.0
@@ -142,8 +143,10 @@ async def test_weekly_reminders_arrive_in_the_right_room_at_local_times(world: W
             async with http.get(url) as refused:
                 assert refused.status == 401
             async with http.get(url, params={"token": token}) as response:
-                feed = icalendar.Calendar.from_ical(await response.read())
-        starts = [e.decoded("dtstart") for e in feed.walk("VEVENT")]
+                feed = await response.read()
+        [event] = icalendar.Calendar.from_ical(feed).walk("VEVENT")
+        assert event["location"] == f"https://matrix.to/#/{operations}"
+        starts = expand(feed, clock.now(), clock.now() + timedelta(days=30))
         assert start.astimezone(UTC) in starts
     finally:
         await bot.stop()

@@ -55,6 +55,8 @@ class MeetingSpec:
     room: str
     agenda: AgendaKind
     remind_before: tuple[timedelta, ...] = (timedelta(days=1), timedelta(hours=1))
+    address: str = ""
+    """The room's ID or alias as configured, for links to it; empty when not known."""
 
 
 @dataclass(frozen=True)
@@ -140,9 +142,30 @@ class Starting:
     """(room, event ID) of the agenda posted with the last reminder, once sent."""
 
 
-def meeting_specs(meetings: Mapping[str, MeetingSettings]) -> tuple[MeetingSpec, ...]:
+@dataclass(frozen=True)
+class Series:
+    """A meeting as a calendar sees it: the rule from its first occurrence, with the
+    occurrences skipped or moved."""
+
+    meeting: MeetingSpec
+    first: datetime
+    """The rule's first occurrence (UTC)."""
+    changes: tuple[OccurrenceChange, ...]
+
+
+def meeting_specs(
+    meetings: Mapping[str, MeetingSettings], rooms: Mapping[str, str] | None = None
+) -> tuple[MeetingSpec, ...]:
+    """`rooms` maps the configured room keys to their IDs or aliases."""
     return tuple(
-        MeetingSpec(name, m.rrule, m.room, AgendaKind(m.agenda), tuple(m.remind_before))
+        MeetingSpec(
+            name,
+            m.rrule,
+            m.room,
+            AgendaKind(m.agenda),
+            tuple(m.remind_before),
+            (rooms or {}).get(m.room, ""),
+        )
         for name, m in meetings.items()
     )
 
@@ -161,9 +184,13 @@ def agenda_ref(occurrence: Occurrence, offset: timedelta) -> str:
     return f"agenda:{occurrence.meeting.name}/{stamp}/{offset_label(offset)}"
 
 
+ANCHOR = datetime(2024, 1, 1)
+"""Rules are read from this local midnight: it sets a rule's unstated fields (minute 0)."""
+
+
 @lru_cache(maxsize=64)
 def _rule(text: str, tz: ZoneInfo) -> rrule:
-    anchor = datetime(2024, 1, 1, tzinfo=tz)
+    anchor = ANCHOR.replace(tzinfo=tz)
     parsed = rrulestr(text, dtstart=anchor)
     assert isinstance(parsed, rrule)
     return parsed
@@ -226,6 +253,18 @@ class MeetingRules:
             (o for o in found.values() if start <= o.at <= end),
             key=lambda o: (o.at, o.meeting.name),
         )
+
+    async def series(self, kind: AgendaKind | None = None) -> list[Series]:
+        """Every meeting (of one agenda kind, if given) with its skips and moves."""
+        found = []
+        for spec in self.specs:
+            if kind is not None and spec.agenda is not kind:
+                continue
+            first = _rule(spec.rrule, self.tz).after(ANCHOR.replace(tzinfo=self.tz), inc=True)
+            if first is not None:
+                changes = tuple(await self.store.changes(spec.name))
+                found.append(Series(spec, first.astimezone(UTC), changes))
+        return found
 
     async def upcoming(self, name: str | None, count: int = 3) -> list[Occurrence]:
         specs = [self.spec(name)] if name else list(self.specs)

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import icalendar
 
 from workflow.agenda import AgendaKind
-from workflow.meetings import SKIP, MeetingSpec, OccurrenceChange, Series, offset_label
+from workflow.meetings import SKIP, MeetingSpec, Series, offset_label
 
 MEETING_LENGTH = timedelta(hours=1)
 NO_MEETINGS = "Meetings are configured under `meetings` in the config file."
@@ -67,15 +67,39 @@ def _event(spec: MeetingSpec, start: datetime, stamp: datetime, tz: ZoneInfo) ->
 
 
 def _override(
-    spec: MeetingSpec, change: OccurrenceChange, stamp: datetime, tz: ZoneInfo
+    spec: MeetingSpec,
+    original: datetime,
+    at: datetime,
+    notes: list[str],
+    stamp: datetime,
+    tz: ZoneInfo,
 ) -> icalendar.Event:
-    """The moved occurrence, standing in for the one the rule puts at RECURRENCE-ID."""
-    assert change.moved_to is not None
-    event = _event(spec, change.moved_to, stamp, tz)
-    event.add("recurrence-id", change.occurrence.astimezone(tz))
-    moved = f"Moved: {change.reason}" if change.reason else "Moved."
-    event.add("description", f"{moved}\n\n{description(spec)}")
+    """One occurrence, moved or with its agenda posted, standing in for the one the rule
+    puts at RECURRENCE-ID."""
+    event = _event(spec, at, stamp, tz)
+    event.add("recurrence-id", original.astimezone(tz))
+    event.add("description", "\n\n".join([*notes, description(spec)]))
     return event
+
+
+def _overrides(one: Series, stamp: datetime, tz: ZoneInfo) -> list[icalendar.Event]:
+    """Moved occurrences and those whose agenda is posted: where, and the agenda's link."""
+    skipped = {c.occurrence for c in one.changes if c.action == SKIP}
+    moved = {c.occurrence: c for c in one.changes if c.action != SKIP and c.moved_to}
+    notes = {
+        original: [f"Moved: {change.reason}" if change.reason else "Moved."]
+        for original, change in moved.items()
+    }
+    for occurrence, (room, event_id) in one.agendas:
+        if occurrence.original not in skipped:
+            link = f"Agenda: https://matrix.to/#/{room}/{event_id}"
+            notes.setdefault(occurrence.original, []).insert(0, link)
+    events = []
+    for original, lines in sorted(notes.items()):
+        change = moved.get(original)
+        at = change.moved_to if change is not None and change.moved_to else original
+        events.append(_override(one.meeting, original, at, lines, stamp, tz))
+    return events
 
 
 def calendar(series: list[Series], now: datetime, tz: ZoneInfo, name: str) -> bytes:
@@ -94,9 +118,8 @@ def calendar(series: list[Series], now: datetime, tz: ZoneInfo, name: str) -> by
         if skipped:
             event.add("exdate", skipped)
         cal.add_component(event)
-        for change in one.changes:
-            if change.action != SKIP and change.moved_to is not None:
-                cal.add_component(_override(spec, change, now, tz))
+        for override in _overrides(one, now, tz):
+            cal.add_component(override)
     # Transitions from the first meeting on; the library's default end (2038) stays.
     first = min((one.first for one in series), default=now)
     cal.add_missing_timezones(first_date=first.astimezone(tz).date())

@@ -470,6 +470,12 @@ async def test_calendar_has_one_recurring_event_per_meeting_in_local_time(
         LIAISON, '!meeting move weekly 2026-12-14 to 2026-12-15 14:00 reason="minister away"'
     )
     assert moved.severity is Severity.SUCCESS, text_of(moved)
+    # The next meeting's agenda, posted with its 1h reminder.
+    chat.now = MEETING - timedelta(hours=1)
+    [reminder] = await run_meetings(chat)
+    assert isinstance(reminder, Reminder) and reminder.due.occurrence.at == MEETING
+    ref = agenda_ref(reminder.due.occurrence, timedelta(hours=1))
+    await chat.posted(ref, "$agenda", "!coordination")
     async with chat.workflow() as workflow:
         data = calendar(await workflow.meetings.series(), chat.now, BRUSSELS, "Aegis")
     parsed = icalendar.Calendar.from_ical(data)
@@ -489,9 +495,13 @@ async def test_calendar_has_one_recurring_event_per_meeting_in_local_time(
     assert series["ambassades meeting (monthly agenda)"]["location"] == (
         "https://matrix.to/#/!ops:aegis.test"
     )
-    [override] = [e for e in events if "recurrence-id" in e]
-    assert override["uid"] == week["uid"]
-    assert "Moved: minister away" in override["description"]
+    posted, moved_away = [e for e in events if "recurrence-id" in e]
+    assert posted["uid"] == moved_away["uid"] == week["uid"]
+    assert posted.decoded("recurrence-id") == posted.decoded("dtstart") == MEETING
+    assert posted["description"].startswith(
+        "Agenda: https://matrix.to/#/!coordination/$agenda\n\nThe weekly agenda:"
+    )
+    assert moved_away["description"].startswith("Moved: minister away\n\nThe weekly agenda:")
 
     found = expand(data, START, datetime(2027, 1, 31, tzinfo=UTC))
     weekly_starts = sorted(m for m, e in found.items() if e["uid"] == week["uid"])

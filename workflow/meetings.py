@@ -36,14 +36,16 @@ log = logging.getLogger(__name__)
 FIRED_KIND = "reminder"
 SEEN_KIND = "meeting-seen"
 SKIP, MOVE = "skip", "move"
-# A reminder posted this long after it was due says so: more than a scheduler tick (30 s)
-# late means the bot was not running when it fell due.
+# A reminder posted this long after it was due says so: the scheduler's timer posts within
+# seconds, so a minute late means the bot was not running when it fell due.
 LATE_AFTER = timedelta(minutes=1)
 # "Starting now" is not posted more than this long after the start.
 START_GRACE = timedelta(minutes=15)
 # How far back missed steps are looked for (to drop them with a log line).
 LOOKBACK = timedelta(days=1)
 HORIZON = timedelta(days=400)
+# How far back the calendar links each occurrence to the agenda posted for it.
+AGENDAS_SHOWN = timedelta(days=31)
 # Offsets count on the local clock, so a day before can be 23 or 25 hours.
 DST_SLACK = timedelta(hours=2)
 
@@ -151,6 +153,8 @@ class Series:
     first: datetime
     """The rule's first occurrence (UTC)."""
     changes: tuple[OccurrenceChange, ...]
+    agendas: tuple[tuple[Occurrence, tuple[str, str]], ...] = ()
+    """Recent occurrences whose agenda was posted, with its message (room, event ID)."""
 
 
 def meeting_specs(
@@ -255,16 +259,33 @@ class MeetingRules:
         )
 
     async def series(self, kind: AgendaKind | None = None) -> list[Series]:
-        """Every meeting (of one agenda kind, if given) with its skips and moves."""
+        """Every meeting (of one agenda kind, if given) with its skips and moves, and the
+        agendas posted for its occurrences of the past AGENDAS_SHOWN."""
         found = []
         for spec in self.specs:
             if kind is not None and spec.agenda is not kind:
                 continue
             first = _rule(spec.rrule, self.tz).after(ANCHOR.replace(tzinfo=self.tz), inc=True)
-            if first is not None:
-                changes = tuple(await self.store.changes(spec.name))
-                found.append(Series(spec, first.astimezone(UTC), changes))
+            if first is None:
+                continue
+            changes = tuple(await self.store.changes(spec.name))
+            agendas = []
+            ahead = max(spec.remind_before, default=timedelta(0)) + DST_SLACK
+            now = self.wf.now
+            for occurrence in await self.occurrences(spec, now - AGENDAS_SHOWN, now + ahead):
+                link = await self.agenda_link(occurrence)
+                if link is not None:
+                    agendas.append((occurrence, link))
+            found.append(Series(spec, first.astimezone(UTC), changes, tuple(agendas)))
         return found
+
+    async def agenda_link(self, occurrence: Occurrence) -> tuple[str, str] | None:
+        """(room, event ID) of the last agenda posted for the occurrence, once sent."""
+        for offset in sorted(occurrence.meeting.remind_before):
+            link = await self.wf.store.measures.event_of_ref(agenda_ref(occurrence, offset))
+            if link is not None:
+                return link
+        return None
 
     async def upcoming(self, name: str | None, count: int = 3) -> list[Occurrence]:
         specs = [self.spec(name)] if name else list(self.specs)
@@ -433,12 +454,7 @@ class MeetingRules:
             if now - occurrence.at > START_GRACE:
                 log.warning("meeting start post %s dropped: the bot was down at the start", due.key)
                 return None
-            link = None
-            for offset in sorted(occurrence.meeting.remind_before):
-                link = await self.wf.store.measures.event_of_ref(agenda_ref(occurrence, offset))
-                if link is not None:
-                    break
-            return Starting(due, link)
+            return Starting(due, await self.agenda_link(occurrence))
         if now >= occurrence.at and due.offset > timedelta(0):
             log.warning("reminder %s dropped: the meeting already started", due.key)
             return None

@@ -279,7 +279,8 @@ async def test_postgresql_restarted_mid_stream_nothing_lost_nothing_doubled(
 ) -> None:
     """PostgreSQL goes down for longer than the scheduler's longest sleep in the middle of a
     stream, while commands keep arriving, and comes back: every loop of the bot waits it out,
-    and every command is answered exactly once. Restarts the shared server: run alone (marker serial)."""
+    and every command is answered exactly once. Restarts the shared server: run alone (marker
+    serial)."""
     log_path = tmp_path / "bot.log"
     bot = BotProcess(world.setup.write_config(), log_path)
     stream = CommandStream(world.alice, world.coordination, world.setup.user_id, "d")

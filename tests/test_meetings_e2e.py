@@ -144,10 +144,14 @@ async def test_weekly_reminders_arrive_in_the_right_room_at_local_times(world: W
                 assert refused.status == 401
             async with http.get(url, params={"token": token}) as response:
                 feed = await response.read()
-        [event] = icalendar.Calendar.from_ical(feed).walk("VEVENT")
-        assert event["location"] == f"https://matrix.to/#/{operations}"
-        starts = expand(feed, clock.now(), clock.now() + timedelta(days=30))
-        assert start.astimezone(UTC) in starts
+        events = icalendar.Calendar.from_ical(feed).walk("VEVENT")
+        assert {str(e["location"]) for e in events} == {f"https://matrix.to/#/{operations}"}
+        [series] = [e for e in events if "recurrence-id" not in e]
+        starts = expand(feed, clock.now() - timedelta(days=1), clock.now() + timedelta(days=30))
+        assert start.astimezone(UTC) in starts and "RRULE" in series.to_ical().decode()
+        # This meeting's entry links the agenda posted with its 1h reminder.
+        agenda = f"Agenda: https://matrix.to/#/{operations}/{reminders[1].event_id}"
+        assert str(starts[start.astimezone(UTC)]["description"]).startswith(agenda)
     finally:
         await bot.stop()
 

@@ -84,7 +84,7 @@ def policy(settings: Settings) -> Policy:
         expire_after=approval.expire_after,
         urgent_role=approval.urgent_role,
         end_warning=timedelta(days=settings.measures.end_warning_days),
-        meetings=meeting_specs(settings.meetings),
+        meetings=meeting_specs(settings.meetings, settings.rooms.model_dump()),
         early_warning=EarlyWarningPolicy(
             window=settings.early_warning.correlation_window,
             radius_m=settings.early_warning.radius_m,
@@ -195,6 +195,7 @@ class Aegis:
         )
         self.audience = audience
         sender = Sender(self.client, self.db, self.clock, self.stop, audience, self.metrics)
+        schedule_changed = asyncio.Event()
         pipeline = Pipeline(
             db=self.db,
             dispatcher=Dispatcher(
@@ -212,6 +213,7 @@ class Aegis:
             request_keys=self._request_keys,
             audience=audience,
             on_command=self.metrics.command_handled,
+            wake_scheduler=schedule_changed.set,
         )
         await self.intake.ready(pipeline.enqueue_announcements)
         sync = SyncLoop(
@@ -229,7 +231,7 @@ class Aegis:
         # wait for that sync's events to be handled, so a backlog is answered as it is read.
         await _until(self.connected, sync_task)
         send_task = asyncio.create_task(sender.run(), name="sender")
-        self.scheduler = Scheduler(pipeline, self.stop, self.metrics)
+        self.scheduler = Scheduler(pipeline, self.stop, self.metrics, schedule_changed)
         tasks = {
             sync_task,
             send_task,

@@ -1,26 +1,24 @@
 """`GET /calendar.ics`: the meeting schedule as iCalendar, for members' calendar apps.
 
 Protected by a token (query `token=` or `Authorization: Bearer`), compared in constant time.
-Built from the database on each request, so skips and moves show at the next refresh."""
+Built from the database on each request, so skips and moves show at the next refresh.
+With no meeting to show, the answer says so (404) rather than serving an empty calendar."""
 
 from __future__ import annotations
 
 import hmac
 import logging
 from collections.abc import Callable
-from datetime import timedelta
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from commands.agenda_views import calendar
+from commands.calendar_view import calendar, no_meetings
 from storage.db import Database
 from workflow import Workflow
 from workflow.agenda import AgendaKind
 
 log = logging.getLogger(__name__)
-
-BEFORE, AFTER = timedelta(days=31), timedelta(days=366)
 
 
 class CalendarFeed:
@@ -47,13 +45,11 @@ class CalendarFeed:
         wanted = request.query.get("agenda")
         if wanted is not None and wanted not in AgendaKind.__members__.values():
             return web.Response(status=400, text="agenda must be weekly, monthly or daily\n")
-        async with self.db.transaction() as session:
+        kind = AgendaKind(wanted) if wanted is not None else None
+        async with self.db.snapshot() as session:
             workflow = self.workflow(session)
-            occurrences = []
-            for spec in workflow.meetings.specs:
-                if wanted is None or spec.agenda == wanted:
-                    occurrences += await workflow.meetings.occurrences(
-                        spec, workflow.now - BEFORE, workflow.now + AFTER
-                    )
-        data = calendar(occurrences, workflow.now, "Aegis meetings")
+            series = await workflow.meetings.series(kind)
+        if not series:
+            return web.Response(status=404, text=no_meetings(kind) + "\n")
+        data = calendar(series, workflow.now, workflow.policy.timezone, "Aegis meetings")
         return web.Response(body=data, content_type="text/calendar", charset="utf-8")

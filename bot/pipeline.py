@@ -116,6 +116,8 @@ class Pipeline:
     request_keys: Callable[[MegolmEvent], Awaitable[None]]
     audience: Audience
     on_command: CommandObserver | None = None
+    wake_scheduler: Callable[[], None] = lambda: None
+    """Called after an event's effects commit: they may have made a step due sooner."""
 
     async def handle(self, room_id: str, event: Event) -> bool:
         """Does what the event asks for, at most once. False for an event that asks for
@@ -343,6 +345,9 @@ class Pipeline:
                 if claimed and answer_failure:
                     await self._enqueue(session, room_id, event.event_id, failure_reply(ref))
             handled = Handled.FAILED if claimed else Handled.SKIPPED
+        if handled is Handled.DONE:
+            # First, so the scheduler reads what is due before the answer is even sent.
+            self.wake_scheduler()
         self.wake_sender()
         return handled
 

@@ -1,17 +1,15 @@
-"""How agendas, reminders and the meeting calendar read: sections of short lines, split into
+"""How agendas, reminders and the meeting schedule read: sections of short lines, split into
 messages that stay under the homeserver's event size limit, the whole agenda as a Markdown
-file, and the schedule as iCalendar. Shared by the commands and the scheduler."""
+file, and the schedule's lines. Shared by the commands and the scheduler."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from html import escape
 from zoneinfo import ZoneInfo
-
-import icalendar
 
 from commands.formatting import age, when
 from commands.measure_views import what
@@ -39,7 +37,6 @@ from workflow.model import Dossier, DossierKind, Measure, ThreatLevel
 # Matrix caps an event at 65,536 bytes, and an encrypted one grows by a third (base64) plus
 # its envelope; 40,000 bytes of JSON-encoded text per message leaves room for both.
 PART_BYTES = 40_000
-MEETING_LENGTH = timedelta(hours=1)
 GROUP_NAMES = {
     DossierKind.PERSON: "Persons",
     DossierKind.INSTITUTION: "Institutions",
@@ -149,8 +146,9 @@ def monthly_document(agenda: MonthlyAgenda, tz: ZoneInfo) -> Document:
             items.append(item)
             details[item] = decision_commands(review.line.measure)
         sections.append(Section(f"{GROUP_NAMES[kind]} ({len(reviews)})", tuple(items)))
+    month = agenda.start.astimezone(tz)
     return Document(
-        f"Ambassades review — {agenda.at.astimezone(tz):%B %Y}, {agenda.count} measures in force",
+        f"Ambassades review — {month:%B %Y}, {agenda.count} measures in force",
         (
             "Each measure needs a decision: extend, limit, maintain or end. Propose it with",
             '!measure extend M-n end="<when>" <reason> | !measure limit M-n "<change>" <reason>',
@@ -362,23 +360,3 @@ def occurrence_line(o: Occurrence, tz: ZoneInfo) -> str:
     elif o.moved:
         text += f" — moved from {when(o.original, tz)}: {o.reason or 'no reason given'}"
     return text
-
-
-def calendar(occurrences: list[Occurrence], now: datetime, name: str) -> bytes:
-    """An iCalendar feed; a skipped occurrence is a cancelled event, a moved one keeps its UID."""
-    cal = icalendar.Calendar()
-    cal.add("prodid", "-//Aegis//meetings//EN")
-    cal.add("version", "2.0")
-    cal.add("x-wr-calname", name)
-    for o in occurrences:
-        event = icalendar.Event()
-        event.add("uid", f"{o.meeting.name}-{o.original.astimezone(UTC):%Y%m%dT%H%M%SZ}@aegis")
-        event.add("dtstamp", now.astimezone(UTC))
-        event.add("dtstart", o.at.astimezone(UTC))
-        event.add("dtend", o.at.astimezone(UTC) + MEETING_LENGTH)
-        event.add("summary", f"{o.meeting.name} meeting ({o.meeting.agenda} agenda)")
-        event.add("status", "CANCELLED" if o.skipped else "CONFIRMED")
-        if o.reason:
-            event.add("description", o.reason)
-        cal.add_component(event)
-    return bytes(cal.to_ical())

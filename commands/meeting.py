@@ -4,22 +4,21 @@ agendas (weekly, the monthly "Ambassades" review, the daily digest)."""
 from __future__ import annotations
 
 import enum
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from commands.agenda_views import agenda_reply, calendar, occurrence_line
+from commands.agenda_views import agenda_reply, occurrence_line
 from commands.arguments import Opt, Rest
+from commands.calendar_view import NO_MEETINGS, calendar
 from commands.context import Context
 from commands.dates import parse_when
 from commands.declaration import command
 from commands.errors import ArgumentError
 from commands.formatting import when
+from commands.recurrence import describe
 from commands.replies import Attachment, Reply, Severity
 from config import Role
 from workflow.agenda import AgendaKind
 from workflow.meetings import offset_label
-
-CALENDAR_BEFORE = timedelta(days=31)
-CALENDAR_AFTER = timedelta(days=366)
 
 
 class AgendaFormat(enum.StrEnum):
@@ -35,14 +34,14 @@ class AgendaFormat(enum.StrEnum):
 async def meeting_list(ctx: Context) -> Reply:
     specs = ctx.workflow.meetings.specs
     if not specs:
-        return Reply("No meetings are configured", lines=("See meetings in the config file.",))
+        return Reply("No meetings are configured", lines=(NO_MEETINGS,))
     lines = []
     for spec in specs:
         upcoming = await ctx.workflow.meetings.upcoming(spec.name, 1)
         remind = ", ".join(offset_label(o) for o in spec.remind_before) or "none"
         following = when(upcoming[0].at, ctx.tz) if upcoming else "—"
         lines.append(
-            f"{spec.name}: {spec.rrule} | room {spec.room} | {spec.agenda} agenda | "
+            f"{spec.name}: {describe(spec.rrule)} | room {spec.room} | {spec.agenda} agenda | "
             f"reminders {remind} before | next {following}"
         )
     return Reply(f"{len(specs)} meeting(s)", lines=tuple(lines))
@@ -106,16 +105,13 @@ async def _agenda(
     ctx: Context, kind: AgendaKind, at: datetime | None, format: AgendaFormat | None
 ) -> Reply:
     if format is AgendaFormat.ICS:
-        meetings = ctx.workflow.meetings
-        occurrences = []
-        for spec in meetings.specs:
-            if spec.agenda is kind:
-                occurrences += await meetings.occurrences(
-                    spec, ctx.now - CALENDAR_BEFORE, ctx.now + CALENDAR_AFTER
-                )
-        data = calendar(occurrences, ctx.now, f"Aegis {kind} meetings")
+        series = await ctx.workflow.meetings.series(kind)
+        if not series:
+            return Reply(f"No {kind} meetings are configured", lines=(NO_MEETINGS,))
+        data = calendar(series, ctx.now, ctx.tz, f"Aegis {kind} meetings")
+        names = ", ".join(one.meeting.name for one in series)
         return Reply(
-            f"Calendar of the {kind} meetings: {len(occurrences)} occurrence(s)",
+            f"Calendar of the {kind} meetings: {names}",
             lines=("Import the attached file, or subscribe to it in your calendar.",),
             attachments=(Attachment(f"aegis-{kind}.ics", "text/calendar", data),),
         )

@@ -195,7 +195,12 @@ class MeasureStore:
         return bool((await self.session.execute(stmt)).rowcount)  # type: ignore[attr-defined]
 
     async def fired(self, kind: str, key: str) -> bool:
-        return await self.session.get(FiredRow, (kind, key)) is not None
+        return await self.fired_at(kind, key) is not None
+
+    async def fired_at(self, kind: str, key: str) -> datetime | None:
+        """When the key was first fired: a meeting's first sighting dates its configuration."""
+        row = await self.session.get(FiredRow, (kind, key))
+        return None if row is None else aware(row.fired_at)
 
     async def ref_of_event(self, event_id: str) -> str | None:
         return await outbox.ref_of_event(self.session, event_id)

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from bot.scheduler import TICK_SECONDS
+from bot.scheduler import LONGEST_SLEEP
 from commands import registry
 from commands.dispatcher import Outcome
 from config import Role
@@ -240,10 +240,10 @@ async def test_homeserver_down_for_30s_the_bot_waits_without_spinning(
 
 # --- the database restarted -----------------------------------------------------------------
 
-# Long enough that every loop of the bot meets the outage: the scheduler ticks every
-# TICK_SECONDS, the sender and the webhook sender poll every few seconds, the sync loop
-# writes its token after each sync.
-DB_OUTAGE = float(os.environ.get("AEGIS_FAULT_DB_OUTAGE", str(TICK_SECONDS + 5)))
+# Long enough that every loop of the bot meets the outage: the scheduler runs at least every
+# LONGEST_SLEEP (sooner when a command wakes it), the sender and the webhook sender poll every
+# few seconds, the sync loop writes its token after each sync.
+DB_OUTAGE = float(os.environ.get("AEGIS_FAULT_DB_OUTAGE", str(LONGEST_SLEEP + 5)))
 
 
 def pg_cluster() -> tuple[str, str]:
@@ -277,9 +277,10 @@ def pg_ctl(action: str) -> None:
 async def test_postgresql_restarted_mid_stream_nothing_lost_nothing_doubled(
     world: World, tmp_path: Path
 ) -> None:
-    """PostgreSQL goes down for longer than a scheduler tick in the middle of a stream, while
-    commands keep arriving, and comes back: every loop of the bot waits it out, and every
-    command is answered exactly once. Restarts the shared server: run alone (marker serial)."""
+    """PostgreSQL goes down for longer than the scheduler's longest sleep in the middle of a
+    stream, while commands keep arriving, and comes back: every loop of the bot waits it out,
+    and every command is answered exactly once. Restarts the shared server: run alone (marker
+    serial)."""
     log_path = tmp_path / "bot.log"
     bot = BotProcess(world.setup.write_config(), log_path)
     stream = CommandStream(world.alice, world.coordination, world.setup.user_id, "d")

@@ -717,7 +717,7 @@ async def test_nudge_expiry_and_end_of_measure_under_a_fake_clock(
 ) -> None:
     # Only the explicit ticks (and the one at each start) run: no background tick can slip
     # in between moving the clock and the test's tick.
-    monkeypatch.setattr("bot.scheduler.TICK_SECONDS", 3600.0)
+    monkeypatch.setattr("bot.scheduler.LONGEST_SLEEP", 3600.0)
     minister = await cast(world, user_factory, "minister", ["approver"], rooms=("approvals",))
     deputy = await cast(world, user_factory, "deputy", ["approver"], rooms=("approvals",))
     config = world.setup.write_config()  # nudge 4 h, expiry 72 h, end warning 3 days
@@ -829,7 +829,7 @@ async def test_nudge_expiry_and_end_of_measure_under_a_fake_clock(
 async def test_an_urgent_measure_that_ended_at_its_end_date_stays_ended_when_approved_late(
     world: World, user_factory: UserFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("bot.scheduler.TICK_SECONDS", 3600.0)
+    monkeypatch.setattr("bot.scheduler.LONGEST_SLEEP", 3600.0)
     minister = await cast(world, user_factory, "minister", ["approver"], rooms=("approvals",))
     config = world.setup.write_config()
     clock = FakeClock()

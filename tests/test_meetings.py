@@ -5,6 +5,7 @@ agenda windows and flags, 2,000 measures split into valid messages, skip and the
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import re
@@ -13,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 import aiohttp
 import icalendar
 import pytest
+from dateutil.rrule import rruleset, rrulestr
 from pydantic import ValidationError
 
 from bot.calendar_feed import CalendarFeed
@@ -20,6 +22,8 @@ from bot.render import notice
 from bot.web import WebServer
 from commands import Announcement, Reply, RoomKey, Severity
 from commands.agenda_views import meeting_announcements
+from commands.calendar_view import calendar
+from commands.recurrence import describe
 from config import Role, Settings
 from storage.db import Database
 from storage.store import Store
@@ -230,14 +234,13 @@ async def test_skip_is_audited_silences_reminders_and_is_cancelled_in_the_calend
     ics = await chat.say(POLICE, "!agenda weekly format=ics")
     [attachment] = ics.attachments
     assert attachment.mimetype == "text/calendar"
-    calendar = icalendar.Calendar.from_ical(attachment.data)
-    events = {
-        event.decoded("dtstart"): str(event.get("status")) for event in calendar.walk("VEVENT")
-    }
-    assert events[MEETING] == "CANCELLED"
-    assert events[MEETING + timedelta(days=7)] == "CONFIRMED"
+    [event] = icalendar.Calendar.from_ical(attachment.data).walk("VEVENT")
+    assert str(event["exdate"].to_ical().decode()) == "20261130T100000"
+    starts = expand(attachment.data, START, START + timedelta(days=400))
+    assert MEETING not in starts
+    assert MEETING + timedelta(days=7) in starts
     # Summer time: 10:00 CEST is 08:00 UTC.
-    assert events[datetime(2027, 6, 7, 8, 0, tzinfo=UTC)] == "CONFIRMED"
+    assert datetime(2027, 6, 7, 8, 0, tzinfo=UTC) in starts
     async with database.transaction() as session:
         from sqlalchemy import text
 
@@ -268,7 +271,7 @@ async def test_move_refuses_the_past_and_moves_the_reminders(database: Database)
         meeting_announcements(reminder, BRUSSELS)[0].reply
     )
     listed = text_of(await chat.say(POLICE, "!meeting list"))
-    assert "weekly: FREQ=WEEKLY;BYDAY=MO;BYHOUR=10;BYMINUTE=0 | room coordination" in listed
+    assert "weekly: every Monday at 10:00 | room coordination" in listed
 
 
 # --- agendas -------------------------------------------------------------------------------
@@ -282,11 +285,12 @@ async def open_event(chat: Chat, title: str, start: str, end: str) -> str:
 
 async def test_weekly_agenda_holds_exactly_the_dossiers_in_its_window(database: Database) -> None:
     chat = meeting_chat(database)
-    # Window of the meeting on Mon 30 Nov 10:00: Mon 23 Nov 10:00 to Mon 7 Dec 10:00.
-    inside_past = await open_event(chat, "Edge past", "2026-11-20 10:00", "2026-11-23 12:00")
-    outside_past = await open_event(chat, "Day before", "2026-11-19 10:00", "2026-11-22 12:00")
-    inside_future = await open_event(chat, "Edge future", "2026-12-07 09:00", "2026-12-09 12:00")
-    outside_future = await open_event(chat, "Day after", "2026-12-08 10:00", "2026-12-09 12:00")
+    # Window of the meeting on Mon 30 Nov 10:00: the calendar weeks before and after it,
+    # Mon 23 Nov 00:00 to Sun 13 Dec 23:59, in local time.
+    inside_past = await open_event(chat, "Edge past", "2026-11-20 10:00", "2026-11-23 00:30")
+    outside_past = await open_event(chat, "Day before", "2026-11-19 10:00", "2026-11-22 23:30")
+    inside_future = await open_event(chat, "Edge future", "2026-12-13 23:30", "2026-12-15 12:00")
+    outside_future = await open_event(chat, "Day after", "2026-12-14 00:30", "2026-12-15 12:00")
     spanning = await open_event(chat, "Spanning", "2026-11-01 10:00", "2026-12-31 12:00")
     await chat.say(LIAISON, '!dossier open person "No period"')
     await chat.say(ANALYST, f"!threat log {spanning} level=3 source=OCAD credible threat")
@@ -295,7 +299,7 @@ async def test_weekly_agenda_holds_exactly_the_dossiers_in_its_window(database: 
 
     reply = await chat.say(POLICE, '!agenda weekly week="2026-11-30 10:00"')
     body = text_of(reply)
-    assert reply.title == "Weekly agenda — Mon 23 Nov 2026 10:00 to Mon 07 Dec 2026 10:00"
+    assert reply.title == "Weekly agenda — Mon 23 Nov 2026 00:00 to Sun 13 Dec 2026 23:59"
     for ref in (inside_past, inside_future, spanning):
         assert ref in body
     for ref in (outside_past, outside_future):
@@ -305,6 +309,11 @@ async def test_weekly_agenda_holds_exactly_the_dossiers_in_its_window(database: 
     assert f"{spanning} Spanning: 3 SERIOUS / ERNSTIG / GRAVE (new), OCAD" in body
     assert "P-1: new M-1: patrol" in body
     assert "■ Early-warning reports\n  (nothing)" in body
+
+    # Without a meeting: the weeks around today, Wednesday 25 November.
+    today = await chat.say(POLICE, "!agenda weekly")
+    assert today.title == "Weekly agenda — Mon 16 Nov 2026 00:00 to Sun 06 Dec 2026 23:59"
+    assert outside_past in text_of(today) and outside_future not in text_of(today)
 
     # The reminder carries the same agenda, built when it is posted.
     chat.now = MEETING - timedelta(days=1)
@@ -410,12 +419,153 @@ async def test_calendar_feed_needs_the_token_and_shows_skips(database: Database)
                 data = await response.read()
     finally:
         await server.stop()
-    events = {
-        e.decoded("dtstart"): str(e.get("status"))
-        for e in icalendar.Calendar.from_ical(data).walk("VEVENT")
+    starts = expand(data, START, START + timedelta(days=30))
+    assert MEETING in starts and MEETING + timedelta(days=7) not in starts
+    assert MEETING + timedelta(days=14) in starts
+
+
+# --- the calendar, as a calendar app reads it ----------------------------------------------
+
+
+def expand(data: bytes, start: datetime, end: datetime) -> dict[datetime, icalendar.Event]:
+    """Each occurrence the feed puts in [start, end] (UTC), with the event describing it:
+    every VEVENT's rule less its EXDATEs, then the RECURRENCE-ID overrides in its place."""
+    found: dict[datetime, icalendar.Event] = {}
+    events = icalendar.Calendar.from_ical(data).walk("VEVENT")
+    for event in events:
+        if "recurrence-id" in event:
+            continue
+        rules = rruleset()
+        rules.rrule(rrulestr(event["rrule"].to_ical().decode(), dtstart=event.decoded("dtstart")))
+        excluded = event.get("exdate", [])
+        for listed in excluded if isinstance(excluded, list) else [excluded]:
+            for moment in listed.dts:
+                rules.exdate(moment.dt)
+        for moment in rules.between(start, end, inc=True):
+            found[moment.astimezone(UTC)] = event
+    for event in events:
+        if "recurrence-id" in event:
+            found.pop(event.decoded("recurrence-id").astimezone(UTC), None)
+            moment = event.decoded("dtstart").astimezone(UTC)
+            if start <= moment <= end:
+                found[moment] = event
+    return found
+
+
+async def test_calendar_has_one_recurring_event_per_meeting_in_local_time(
+    database: Database,
+) -> None:
+    monthly = MeetingSpec(
+        "ambassades",
+        "FREQ=MONTHLY;BYDAY=1TU;BYHOUR=14;BYMINUTE=0",
+        "operations",
+        AgendaKind.MONTHLY,
+        (timedelta(days=1),),
+        "!ops:aegis.test",
+    )
+    weekly = dataclasses.replace(WEEKLY, address="#coordination:aegis.test")
+    chat = meeting_chat(database, weekly, monthly)
+    await chat.say(LIAISON, "!meeting skip weekly 2026-12-07 holiday")
+    moved = await chat.say(
+        LIAISON, '!meeting move weekly 2026-12-14 to 2026-12-15 14:00 reason="minister away"'
+    )
+    assert moved.severity is Severity.SUCCESS, text_of(moved)
+    # The next meeting's agenda, posted with its 1h reminder.
+    chat.now = MEETING - timedelta(hours=1)
+    [reminder] = await run_meetings(chat)
+    assert isinstance(reminder, Reminder) and reminder.due.occurrence.at == MEETING
+    ref = agenda_ref(reminder.due.occurrence, timedelta(hours=1))
+    await chat.posted(ref, "$agenda", "!coordination")
+    async with chat.workflow() as workflow:
+        data = calendar(await workflow.meetings.series(), chat.now, BRUSSELS, "Aegis")
+    parsed = icalendar.Calendar.from_ical(data)
+    assert [tz["tzid"] for tz in parsed.walk("VTIMEZONE")] == ["Europe/Brussels"]
+    events = parsed.walk("VEVENT")
+    series = {str(e["summary"]): e for e in events if "recurrence-id" not in e}
+    assert sorted(series) == [
+        "ambassades meeting (monthly agenda)",
+        "weekly meeting (weekly agenda)",
+    ]
+    for event in events:
+        assert event["dtstart"].params["TZID"] == "Europe/Brussels"
+    week = series["weekly meeting (weekly agenda)"]
+    assert week["location"] == "https://matrix.to/#/#coordination:aegis.test"
+    assert "The weekly agenda: events and visits of the past and coming week" in week["description"]
+    assert "!agenda weekly" in week["description"]
+    assert series["ambassades meeting (monthly agenda)"]["location"] == (
+        "https://matrix.to/#/!ops:aegis.test"
+    )
+    posted, moved_away = [e for e in events if "recurrence-id" in e]
+    assert posted["uid"] == moved_away["uid"] == week["uid"]
+    assert posted.decoded("recurrence-id") == posted.decoded("dtstart") == MEETING
+    assert posted["description"].startswith(
+        "Agenda: https://matrix.to/#/!coordination/$agenda\n\nThe weekly agenda:"
+    )
+    assert moved_away["description"].startswith("Moved: minister away\n\nThe weekly agenda:")
+
+    found = expand(data, START, datetime(2027, 1, 31, tzinfo=UTC))
+    weekly_starts = sorted(m for m, e in found.items() if e["uid"] == week["uid"])
+    assert weekly_starts == [
+        MEETING,  # Mon 30 Nov 10:00 CET
+        datetime(2026, 12, 15, 13, 0, tzinfo=UTC),  # moved from Mon 14 Dec to Tue 15 Dec 14:00
+        datetime(2026, 12, 21, 9, 0, tzinfo=UTC),  # Mon 7 Dec skipped
+        datetime(2026, 12, 28, 9, 0, tzinfo=UTC),
+        *(datetime(2027, 1, day, 9, 0, tzinfo=UTC) for day in (4, 11, 18, 25)),
+    ]
+    monthly_starts = sorted(m for m, e in found.items() if e["uid"] != week["uid"])
+    # The first Tuesday, 14:00 local: 1 December 2026 and 5 January 2027.
+    assert monthly_starts == [
+        datetime(2026, 12, 1, 13, 0, tzinfo=UTC),
+        datetime(2027, 1, 5, 13, 0, tzinfo=UTC),
+    ]
+    # Summer time: still 14:00 local, 12:00 UTC.
+    summer = expand(data, datetime(2027, 7, 1, tzinfo=UTC), datetime(2027, 7, 31, tzinfo=UTC))
+    assert datetime(2027, 7, 6, 12, 0, tzinfo=UTC) in summer
+
+
+async def test_an_empty_calendar_is_a_message(database: Database) -> None:
+    chat = Chat(database, ROLES, policy=Policy(timezone=BRUSSELS))
+    reply = await chat.say(POLICE, "!agenda weekly format=ics")
+    assert reply.attachments == ()
+    assert reply.title == "No weekly meetings are configured"
+    feed = CalendarFeed(
+        database,
+        lambda s: Workflow(Store(s), chat.now, chat.access, RuntimeInfo("t", START), chat.policy),
+        "s3cret-calendar-token",
+    )
+    server = WebServer([feed])
+    port = await server.start("127.0.0.1:0")
+    try:
+        async with aiohttp.ClientSession() as http:
+            url = f"http://127.0.0.1:{port}/calendar.ics"
+            async with http.get(url, params={"token": "s3cret-calendar-token"}) as response:
+                assert response.status == 404
+                assert response.content_type == "text/plain"
+                assert (await response.text()).startswith("No meetings are configured.")
+    finally:
+        await server.stop()
+
+
+def test_meeting_list_describes_recurrences_in_words() -> None:
+    cases = {
+        "FREQ=WEEKLY;BYDAY=TU;BYHOUR=10;BYMINUTE=0": "every Tuesday at 10:00",
+        "FREQ=MONTHLY;BYDAY=1MO;BYHOUR=14;BYMINUTE=0": "every first Monday of the month at 14:00",
+        "FREQ=DAILY;BYHOUR=8;BYMINUTE=30": "every day at 08:30",
+        "FREQ=MONTHLY;BYDAY=FR;BYSETPOS=-1;BYHOUR=9": "every last Friday of the month at 09:00",
+        "FREQ=WEEKLY;INTERVAL=2;BYDAY=MO,TH;BYHOUR=10": "every other Monday and Thursday at 10:00",
+        "FREQ=DAILY;BYDAY=MO,TU,WE,TH,FR;BYHOUR=8;BYMINUTE=15": (
+            "every weekday (Monday to Friday) at 08:15"
+        ),
+        "FREQ=MONTHLY;BYMONTHDAY=1,15;BYHOUR=9": "on the 1st and 15th of the month at 09:00",
+        "FREQ=WEEKLY;INTERVAL=3;BYDAY=FR;BYHOUR=11": "every 3 weeks on Friday at 11:00",
+        "FREQ=WEEKLY;BYDAY=MO;BYHOUR=9,14;BYMINUTE=0,30": (
+            "every Monday at 09:00, 09:30, 14:00 and 14:30"
+        ),
+        # Shapes without their own words still read as words, never as the rule.
+        "FREQ=YEARLY;BYMONTH=1;BYMONTHDAY=2": "on its own yearly schedule",
+        "FREQ=WEEKLY;BYDAY=MO;COUNT=3": "on its own weekly schedule",
     }
-    assert events[MEETING] == "CONFIRMED"
-    assert events[MEETING + timedelta(days=7)] == "CANCELLED"
+    assert {rule: describe(rule) for rule in cases} == cases
 
 
 # --- configuration -------------------------------------------------------------------------

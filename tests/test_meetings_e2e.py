@@ -5,7 +5,7 @@ carrying an agenda with exactly the dossiers in its window, and "starting now" l
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -17,6 +17,7 @@ from dateutil.rrule import rrulestr
 from tests.support.bot_runner import BotProcess, FakeClock, InProcessBot
 from tests.support.matrix_user import MatrixUser, content
 from tests.support.world import World
+from tests.test_meetings import expand
 from workflow.meetings import LATE_AFTER
 
 WAIT = 60.0
@@ -63,9 +64,15 @@ async def test_weekly_reminders_arrive_in_the_right_room_at_local_times(world: W
     def local(days: int = 0, hours: int = 0, minutes: int = 0) -> str:
         return (start - timedelta(days=days, hours=hours, minutes=minutes)).strftime("%d %H:%M")
 
-    # Before the bot runs: dossiers inside the agenda's window and one day outside each edge.
-    def at(days: int, hour: int = 12) -> str:
-        return (start + timedelta(days=days)).replace(hour=hour).strftime("%Y-%m-%d %H:%M")
+    # Dossiers just inside the agenda's window and just outside each edge. The window runs
+    # from Monday 00:00 of the calendar week before the meeting's to Sunday 23:59 of the
+    # week after, local time.
+    monday = start.date() - timedelta(days=start.weekday())
+    window_start = datetime.combine(monday - timedelta(days=7), time(0), tzinfo=BRUSSELS)
+    window_end = datetime.combine(monday + timedelta(days=14), time(0), tzinfo=BRUSSELS)
+
+    def at(edge: datetime, minutes: int) -> str:
+        return (edge + timedelta(minutes=minutes)).strftime("%Y-%m-%d %H:%M")
 
     bot = InProcessBot(config, clock)
     await bot.start()
@@ -75,10 +82,10 @@ async def test_weekly_reminders_arrive_in_the_right_room_at_local_times(world: W
     try:
         refs = {}
         for title, begin, end in (
-            ("Edge past", at(-9), at(-7)),
-            ("Day before", at(-9), at(-8, 9)),
-            ("Edge future", at(7, 9), at(9)),
-            ("Day after", at(8), at(9)),
+            ("Edge past", at(window_start, -3000), at(window_start, 30)),
+            ("Day before", at(window_start, -3000), at(window_start, -30)),
+            ("Edge future", at(window_end, -30), at(window_end, 3000)),
+            ("Day after", at(window_end, 30), at(window_end, 3000)),
         ):
             event_id = await world.alice.say(
                 coordination, f'!dossier open event "{title}" start="{begin}" end="{end}"'
@@ -136,9 +143,15 @@ async def test_weekly_reminders_arrive_in_the_right_room_at_local_times(world: W
             async with http.get(url) as refused:
                 assert refused.status == 401
             async with http.get(url, params={"token": token}) as response:
-                feed = icalendar.Calendar.from_ical(await response.read())
-        starts = [e.decoded("dtstart") for e in feed.walk("VEVENT")]
-        assert start.astimezone(UTC) in starts
+                feed = await response.read()
+        events = icalendar.Calendar.from_ical(feed).walk("VEVENT")
+        assert {str(e["location"]) for e in events} == {f"https://matrix.to/#/{operations}"}
+        [series] = [e for e in events if "recurrence-id" not in e]
+        starts = expand(feed, clock.now() - timedelta(days=1), clock.now() + timedelta(days=30))
+        assert start.astimezone(UTC) in starts and "RRULE" in series.to_ical().decode()
+        # This meeting's entry links the agenda posted with its 1h reminder.
+        agenda = f"Agenda: https://matrix.to/#/{operations}/{reminders[1].event_id}"
+        assert str(starts[start.astimezone(UTC)]["description"]).startswith(agenda)
     finally:
         await bot.stop()
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 from workflow.model import Assessment, Dossier, DossierKind, Measure, ThreatLevel
 
@@ -16,7 +17,6 @@ if TYPE_CHECKING:
     from workflow.core import Workflow
     from workflow.measures import Proposed
 
-WEEK = timedelta(days=7)
 ENDING_SOON = timedelta(days=30)
 DIGEST_WINDOW = timedelta(hours=24)
 DIGEST_AHEAD = timedelta(hours=48)
@@ -85,6 +85,8 @@ class WeeklyAgenda:
 @dataclass(frozen=True)
 class MonthlyAgenda:
     at: datetime
+    start: datetime
+    end: datetime
     groups: tuple[tuple[DossierKind, tuple[Review, ...]], ...]
 
     @property
@@ -103,6 +105,33 @@ class DailyAgenda:
 
 
 Agenda = WeeklyAgenda | MonthlyAgenda | DailyAgenda
+
+
+def _midnight(day: date, tz: ZoneInfo) -> datetime:
+    """Local midnight, in UTC: aware datetimes sharing one zone compare by wall clock."""
+    return datetime.combine(day, time(0), tzinfo=tz).astimezone(UTC)
+
+
+def _last_moment_before(day: date, tz: ZoneInfo) -> datetime:
+    """The end of the day before `day`, inclusive; local midnights keep DST days right."""
+    return _midnight(day, tz) - timedelta(microseconds=1)
+
+
+def week_window(at: datetime, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    """From Monday 00:00 of the calendar week before `at`'s to the end of Sunday of the
+    week after it, in local time: the past week and the coming one, whatever the weekday."""
+    monday = at.astimezone(tz).date() - timedelta(days=at.astimezone(tz).weekday())
+    return (
+        _midnight(monday - timedelta(days=7), tz),
+        _last_moment_before(monday + timedelta(days=14), tz),
+    )
+
+
+def month_window(at: datetime, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    """The calendar month of `at`, in local time: the first 00:00 to the end of the last day."""
+    first = at.astimezone(tz).date().replace(day=1)
+    following = (first + timedelta(days=31)).replace(day=1)
+    return _midnight(first, tz), _last_moment_before(following, tz)
 
 
 def flags(line: MeasureLine, at: datetime) -> tuple[Flag, ...]:
@@ -138,8 +167,8 @@ class AgendaRules:
         return tuple(await self.wf.measures.contexts(await self.wf.store.measures.pending()))
 
     async def weekly(self, at: datetime) -> WeeklyAgenda:
-        """Around `at`: the past 7 days and the next 7."""
-        start, end = at - WEEK, at + WEEK
+        """The calendar weeks around `at`: the one before, its own, and the one after."""
+        start, end = week_window(at, self.wf.policy.timezone)
         dossiers = await self.store.dossiers_in_period(start, end)
         measures = await self.store.measures_of([d.ref for d in dossiers])
         by_dossier: dict[str, list[Measure]] = {}
@@ -155,11 +184,15 @@ class AgendaRules:
         )
 
     async def monthly(self, at: datetime) -> MonthlyAgenda:
-        """Every measure in force, grouped by persons, institutions and events."""
+        """Every measure in force, grouped by persons, institutions and events, for the
+        calendar month of `at`."""
+        start, end = month_window(at, self.wf.policy.timezone)
         groups: dict[DossierKind, list[Review]] = {kind: [] for kind in DossierKind}
         for line in await self.store.measures():
             groups[line.dossier.kind].append(Review(line, flags(line, at)))
-        return MonthlyAgenda(at, tuple((kind, tuple(groups[kind])) for kind in DossierKind))
+        return MonthlyAgenda(
+            at, start, end, tuple((kind, tuple(groups[kind])) for kind in DossierKind)
+        )
 
     async def daily(self, at: datetime) -> DailyAgenda:
         lines = await self.store.measures()

@@ -4,10 +4,15 @@ and the reminder steps the scheduler runs.
 Recurrence is python-dateutil's rrule, anchored at a local midnight in `bot.timezone`, so a
 10:00 meeting stays at 10:00 local time across daylight-saving changes. Each reminder is keyed
 in the fired table (kind `reminder`), so it is posted once per occurrence and offset, across
-restarts and with two processes running."""
+restarts and with two processes running.
+
+A meeting's first sighting by the scheduler is kept too (kind `meeting-seen`, per name and
+rule): occurrences before it were never the bot's to post, so they are neither posted nor
+reported as missed."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -29,15 +34,18 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FIRED_KIND = "reminder"
+SEEN_KIND = "meeting-seen"
 SKIP, MOVE = "skip", "move"
-# A reminder posted this long after it was due says so: more than a scheduler tick (30 s)
-# late means the bot was not running when it fell due.
+# A reminder posted this long after it was due says so: the scheduler's timer posts within
+# seconds, so a minute late means the bot was not running when it fell due.
 LATE_AFTER = timedelta(minutes=1)
 # "Starting now" is not posted more than this long after the start.
 START_GRACE = timedelta(minutes=15)
 # How far back missed steps are looked for (to drop them with a log line).
 LOOKBACK = timedelta(days=1)
 HORIZON = timedelta(days=400)
+# How far back the calendar links each occurrence to the agenda posted for it.
+AGENDAS_SHOWN = timedelta(days=31)
 # Offsets count on the local clock, so a day before can be 23 or 25 hours.
 DST_SLACK = timedelta(hours=2)
 
@@ -49,6 +57,8 @@ class MeetingSpec:
     room: str
     agenda: AgendaKind
     remind_before: tuple[timedelta, ...] = (timedelta(days=1), timedelta(hours=1))
+    address: str = ""
+    """The room's ID or alias as configured, for links to it; empty when not known."""
 
 
 @dataclass(frozen=True)
@@ -103,6 +113,24 @@ class Due:
 
 
 @dataclass(frozen=True)
+class Seen:
+    """The scheduler's first sighting of a meeting's configuration, to be recorded."""
+
+    meeting: MeetingSpec
+
+    @property
+    def key(self) -> str:
+        """Per name and rule: a changed rule is a new configuration. Hashed, as a rule can
+        be longer than the fired table's key."""
+        digest = hashlib.sha256(self.meeting.rrule.encode()).hexdigest()[:16]
+        return f"{self.meeting.name}/{digest}"
+
+    @property
+    def name(self) -> str:
+        return f"seen/{self.key}"
+
+
+@dataclass(frozen=True)
 class Reminder:
     due: Due
     late: bool
@@ -116,9 +144,32 @@ class Starting:
     """(room, event ID) of the agenda posted with the last reminder, once sent."""
 
 
-def meeting_specs(meetings: Mapping[str, MeetingSettings]) -> tuple[MeetingSpec, ...]:
+@dataclass(frozen=True)
+class Series:
+    """A meeting as a calendar sees it: the rule from its first occurrence, with the
+    occurrences skipped or moved."""
+
+    meeting: MeetingSpec
+    first: datetime
+    """The rule's first occurrence (UTC)."""
+    changes: tuple[OccurrenceChange, ...]
+    agendas: tuple[tuple[Occurrence, tuple[str, str]], ...] = ()
+    """Recent occurrences whose agenda was posted, with its message (room, event ID)."""
+
+
+def meeting_specs(
+    meetings: Mapping[str, MeetingSettings], rooms: Mapping[str, str] | None = None
+) -> tuple[MeetingSpec, ...]:
+    """`rooms` maps the configured room keys to their IDs or aliases."""
     return tuple(
-        MeetingSpec(name, m.rrule, m.room, AgendaKind(m.agenda), tuple(m.remind_before))
+        MeetingSpec(
+            name,
+            m.rrule,
+            m.room,
+            AgendaKind(m.agenda),
+            tuple(m.remind_before),
+            (rooms or {}).get(m.room, ""),
+        )
         for name, m in meetings.items()
     )
 
@@ -137,9 +188,13 @@ def agenda_ref(occurrence: Occurrence, offset: timedelta) -> str:
     return f"agenda:{occurrence.meeting.name}/{stamp}/{offset_label(offset)}"
 
 
+ANCHOR = datetime(2024, 1, 1)
+"""Rules are read from this local midnight: it sets a rule's unstated fields (minute 0)."""
+
+
 @lru_cache(maxsize=64)
 def _rule(text: str, tz: ZoneInfo) -> rrule:
-    anchor = datetime(2024, 1, 1, tzinfo=tz)
+    anchor = ANCHOR.replace(tzinfo=tz)
     parsed = rrulestr(text, dtstart=anchor)
     assert isinstance(parsed, rrule)
     return parsed
@@ -202,6 +257,35 @@ class MeetingRules:
             (o for o in found.values() if start <= o.at <= end),
             key=lambda o: (o.at, o.meeting.name),
         )
+
+    async def series(self, kind: AgendaKind | None = None) -> list[Series]:
+        """Every meeting (of one agenda kind, if given) with its skips and moves, and the
+        agendas posted for its occurrences of the past AGENDAS_SHOWN."""
+        found = []
+        for spec in self.specs:
+            if kind is not None and spec.agenda is not kind:
+                continue
+            first = _rule(spec.rrule, self.tz).after(ANCHOR.replace(tzinfo=self.tz), inc=True)
+            if first is None:
+                continue
+            changes = tuple(await self.store.changes(spec.name))
+            agendas = []
+            ahead = max(spec.remind_before, default=timedelta(0)) + DST_SLACK
+            now = self.wf.now
+            for occurrence in await self.occurrences(spec, now - AGENDAS_SHOWN, now + ahead):
+                link = await self.agenda_link(occurrence)
+                if link is not None:
+                    agendas.append((occurrence, link))
+            found.append(Series(spec, first.astimezone(UTC), changes, tuple(agendas)))
+        return found
+
+    async def agenda_link(self, occurrence: Occurrence) -> tuple[str, str] | None:
+        """(room, event ID) of the last agenda posted for the occurrence, once sent."""
+        for offset in sorted(occurrence.meeting.remind_before):
+            link = await self.wf.store.measures.event_of_ref(agenda_ref(occurrence, offset))
+            if link is not None:
+                return link
+        return None
 
     async def upcoming(self, name: str | None, count: int = 3) -> list[Occurrence]:
         specs = [self.spec(name)] if name else list(self.specs)
@@ -277,33 +361,86 @@ class MeetingRules:
 
     # --- the scheduler's steps --------------------------------------------------------------
 
-    async def due(self) -> list[Due]:
+    async def _configured(self, spec: MeetingSpec) -> datetime | None:
+        """When the scheduler first saw this meeting's configuration; None if never."""
+        return await self.wf.store.measures.fired_at(SEEN_KIND, Seen(spec).key)
+
+    def _steps(self, occurrence: Occurrence) -> list[Due]:
+        """Every step of one occurrence: its reminders, and the "starting now" post unless
+        a reminder at the start (offset 0) takes its place."""
+        spec = occurrence.meeting
+        steps = [Due(occurrence, offset, self.tz) for offset in spec.remind_before]
+        if timedelta(0) not in spec.remind_before:
+            steps.append(Due(occurrence, None, self.tz))
+        return steps
+
+    async def due(self) -> list[Due | Seen]:
         """Steps due now and not yet fired. Of an occurrence's reminders only the latest due
-        one is posted: after downtime, one late reminder rather than a burst of them."""
+        one is posted: after downtime, one late reminder rather than a burst of them.
+        Occurrences from before the meeting was first seen are left alone: they were not
+        missed, the meeting did not exist for the bot yet."""
         now = self.wf.now
         fired = self.wf.store.measures.fired
-        found: list[Due] = []
+        found: list[Due | Seen] = []
         for spec in self.specs:
+            since = await self._configured(spec)
+            if since is None:
+                found.append(Seen(spec))
+                since = now
             ahead = max(spec.remind_before, default=timedelta(0)) + DST_SLACK
             for occurrence in await self.occurrences(spec, now - LOOKBACK, now + ahead):
-                if occurrence.skipped:
+                if occurrence.skipped or occurrence.at < since:
                     continue
-                reminders = [
+                steps = [
                     step
-                    for step in (Due(occurrence, o, self.tz) for o in spec.remind_before)
+                    for step in self._steps(occurrence)
                     if step.due_at <= now and not await fired(FIRED_KIND, step.key)
                 ]
+                reminders = [step for step in steps if step.offset is not None]
                 if reminders:
                     found.append(min(reminders, key=lambda step: step.offset or timedelta(0)))
-                if timedelta(0) not in spec.remind_before:
-                    start = Due(occurrence, None, self.tz)
-                    if start.due_at <= now and not await fired(FIRED_KIND, start.key):
-                        found.append(start)
+                found += [step for step in steps if step.offset is None]
         return found
 
-    async def run(self, due: Due) -> Reminder | Starting | None:
+    async def next_due(self) -> datetime | None:
+        """The earliest step after now not yet fired, looking further ahead only while
+        nothing is found (a weekly meeting needs a week, a monthly one a month)."""
+        now = self.wf.now
+        earliest: list[datetime] = []
+        for spec in self.specs:
+            since = await self._configured(spec)
+            if since is None:
+                return now  # its first sighting is still to be recorded
+            found = await self._next_of(spec, since)
+            if found is not None:
+                earliest.append(found)
+        return min(earliest, default=None)
+
+    async def _next_of(self, spec: MeetingSpec, since: datetime) -> datetime | None:
+        now = self.wf.now
+        fired = self.wf.store.measures.fired
+        # A step due by `now + window - ahead` belongs to an occurrence within the window.
+        ahead = max(spec.remind_before, default=timedelta(0)) + DST_SLACK
+        window = ahead + timedelta(days=1)
+        while True:
+            times = [
+                step.due_at
+                for occurrence in await self.occurrences(spec, now, now + window)
+                if not occurrence.skipped and occurrence.at >= since
+                for step in self._steps(occurrence)
+                if step.due_at > now and not await fired(FIRED_KIND, step.key)
+            ]
+            found = min(times, default=None)
+            if (found is not None and found <= now + window - ahead) or window >= HORIZON:
+                return found
+            window = min(window * 2, HORIZON)
+
+    async def run(self, due: Due | Seen) -> Reminder | Starting | None:
         """Posts nothing twice; a reminder whose meeting started is dropped with a log line."""
         now = self.wf.now
+        if isinstance(due, Seen):
+            await self.wf.store.measures.fire(SEEN_KIND, due.key, now)
+            return None
         if not await self.wf.store.measures.fire(FIRED_KIND, due.key, now):
             return None
         occurrence = due.occurrence
@@ -317,12 +454,7 @@ class MeetingRules:
             if now - occurrence.at > START_GRACE:
                 log.warning("meeting start post %s dropped: the bot was down at the start", due.key)
                 return None
-            link = None
-            for offset in sorted(occurrence.meeting.remind_before):
-                link = await self.wf.store.measures.event_of_ref(agenda_ref(occurrence, offset))
-                if link is not None:
-                    break
-            return Starting(due, link)
+            return Starting(due, await self.agenda_link(occurrence))
         if now >= occurrence.at and due.offset > timedelta(0):
             log.warning("reminder %s dropped: the meeting already started", due.key)
             return None

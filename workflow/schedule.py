@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from config import Role
@@ -87,6 +88,23 @@ class ScheduleRules:
             elif warned and now >= measure.ends_at:
                 found.append(Due(Step.END, key, measure.id))
         return [d for d in found if not await self.store.fired(d.step, d.key)]
+
+    async def next_due(self) -> datetime | None:
+        """The earliest step after now: a proposal's next nudge or its expiry, a role
+        request's expiry, a measure's end warning or its end."""
+        now, policy = self.wf.now, self.wf.policy
+        times: list[datetime] = []
+        for proposal in await self.store.pending():
+            expiry = proposal.created_at + policy.expire_after
+            intervals = int((now - proposal.created_at) / policy.nudge_after) + 1
+            times += [expiry, min(expiry, proposal.created_at + intervals * policy.nudge_after)]
+        times += [r.created_at + policy.expire_after for r in await self.wf.roles.pending()]
+        for measure in await self.store.listing(
+            None, [MeasureState.ACTIVE, MeasureState.PROVISIONAL]
+        ):
+            if measure.ends_at is not None:
+                times += [measure.ends_at - policy.end_warning, measure.ends_at]
+        return min((t for t in times if t > now), default=None)
 
     async def run(self, due: Due) -> Nudge | Decision | Ending | RequestDecision | None:
         """Performs one step, or nothing if it already happened (or no longer applies)."""

@@ -268,12 +268,18 @@ async def test_police_acknowledge_by_reaction_or_command(chat: Chat) -> None:
     ops = "!operations"
     assert (await chat.react(MINA, "$order-M-1", room=ops)).ignored is Ignored.NOT_POLICE
     acked = await chat.react(POLICE, "$order-M-1", room=ops)
-    assert acked.acknowledged is not None and acked.acknowledged.acknowledged_by == POLICE
+    assert acked.acknowledged is not None
+    assert acked.acknowledged.measure.acknowledged_by == POLICE
     assert (await chat.react(POLICE, "$order-M-1", room=ops)).acknowledged is None  # once
     by_command = await chat.say(POLICE, "!measure ack M-2")
-    assert (
-        by_command.severity is Severity.SUCCESS and by_command.also[0].room is RoomKey.COORDINATION
-    )
+    assert by_command.severity is Severity.SUCCESS
+    # The order itself is edited to show it is handled, in local time; coordination is told.
+    edited, told = by_command.also
+    assert edited.room is RoomKey.OPERATIONS and edited.replaces == "order:M-2"
+    assert edited.reply.lines == (f"Acknowledged by {POLICE} at Wed 25 Nov 2026 10:00",)
+    assert edited.brief is not None and edited.brief.lines[-1] == edited.reply.lines[0]
+    assert edited.reply.title.startswith("EXECUTION ORDER M-2") and edited.notify is None
+    assert told.room is RoomKey.COORDINATION and told.reply.links[0].ref == "order:M-2"
     assert "already" in (await chat.say(POLICE, "!measure ack M-2")).title
     assert "police" in (await chat.say(LIAISON, "!measure ack M-2")).title
     assert dict((await chat.say(POLICE, "!measure show M-1")).fields)["Acknowledged"].startswith(

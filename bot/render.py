@@ -93,12 +93,13 @@ def notice(
     body, html = to_plain(reply), to_html(reply, targets)
     mentions = mentions or {}
     if mentions:
-        body = ", ".join(mentions.values()) + "\n" + body
+        # Last, so the title stays what a notification shows first.
+        body += "\n" + ", ".join(mentions.values())
         pills = ", ".join(
             f'<a href="{escape(permalink(user))}">{escape(name)}</a>'
             for user, name in mentions.items()
         )
-        html = f"<p>{pills}</p>{html}"
+        html += f"<p>{pills}</p>"
     content: dict[str, Any] = {
         "msgtype": "m.notice",
         "body": body,

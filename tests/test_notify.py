@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,8 +15,9 @@ import pytest
 
 from bot.app import policy as policy_of
 from bot.pipeline import Pipeline
-from bot.render import permalink, to_html
+from bot.render import notice, permalink, to_html
 from commands import Announcement, Reply
+from commands.agenda_views import PART_BYTES, Document, Section, parts
 from commands.replies import Link, Notify, RoomKey
 from config import Occasion, Role, Settings
 from storage import outbox
@@ -168,3 +171,19 @@ def test_the_mentions_section_maps_each_occasion_to_roles() -> None:
     for wrong in ({"orders": ["police"]}, {"order": ["sheriff"]}):
         with pytest.raises(ValueError):
             Settings(**base, mentions=wrong)
+
+
+def test_agenda_parts_carry_the_links_of_their_own_ids_and_stay_under_the_limit() -> None:
+    count = 400
+    items = tuple(f"M-{n} close-protection [active], D-2026-0001" for n in range(1, count))
+    links = tuple(Link(f"M-{n}", f"order:M-{n}") for n in range(1, count))
+    doc = Document("Ambassades review", (), (Section("Persons", items),), {}, links)
+    replies = parts(doc)
+    assert len(replies) > 1
+    targets = {link.ref: ("!" + "r" * 40 + ":aegis.test", "$" + "e" * 43) for link in links}
+    for reply in replies:
+        shown = {word for line in reply.lines for word in re.findall(r"M-\d+", line)}
+        assert {link.text for link in reply.links} == shown
+        html = notice(reply, targets=targets)["formatted_body"]
+        assert html.count('<a href="https://matrix.to/#/') == len(shown)
+        assert len(json.dumps(notice(reply, targets=targets))) < PART_BYTES + 500

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from html import escape
 from typing import Any
 from urllib.parse import quote
@@ -48,24 +48,28 @@ def permalink(room_id: str, event_id: str | None = None) -> str:
     return "https://matrix.to/#/" + "/".join(quote(part, safe="") for part in parts)
 
 
-def _linked(text: str, reply: Reply, targets: Targets) -> str:
-    """`text` escaped, with each linked ID (a whole word) as a link to its message."""
+def _linker(reply: Reply, targets: Targets) -> Callable[[str], str]:
+    """Escapes a text of the reply, making each linked ID (a whole word) a link to its
+    message; the pattern is built once per reply, however many lines it has."""
     urls = {link.text: permalink(*targets[link.ref]) for link in reply.links if link.ref in targets}
     if not urls:
-        return escape(text)
+        return escape
     words = "|".join(re.escape(word) for word in sorted(urls, key=len, reverse=True))
-    html, end = "", 0
-    for match in re.finditer(rf"(?<![\w-])(?:{words})(?![\w-])", text):
-        url = escape(urls[match.group()])
-        html += escape(text[end : match.start()]) + f'<a href="{url}">{escape(match.group())}</a>'
-        end = match.end()
-    return html + escape(text[end:])
+    pattern = re.compile(rf"(?<![\w-])(?:{words})(?![\w-])")
+
+    def shown(text: str) -> str:
+        html, end = "", 0
+        for match in pattern.finditer(text):
+            url, word = escape(urls[match.group()]), escape(match.group())
+            html += escape(text[end : match.start()]) + f'<a href="{url}">{word}</a>'
+            end = match.end()
+        return html + escape(text[end:])
+
+    return shown
 
 
 def to_html(reply: Reply, targets: Targets | None = None) -> str:
-    def shown(text: str) -> str:
-        return _linked(text, reply, targets or {})
-
+    shown = _linker(reply, targets or {})
     html = f"<p><strong>{shown(MARKS[reply.severity] + reply.title)}</strong></p>"
     if reply.fields:
         html += (

@@ -12,7 +12,8 @@ import pytest
 from sqlalchemy import text
 
 from commands import Reply, RoomKey, Severity
-from config import Role
+from commands.replies import Notify
+from config import Occasion, Role
 from storage.db import Database
 from tests.support.chat import BRUSSELS, Chat, text_of
 from workflow import Policy
@@ -96,6 +97,8 @@ async def test_proposal_posts_a_complete_prompt_with_the_bots_reactions(chat: Ch
     [prompt] = reply.also
     assert prompt.room is RoomKey.APPROVALS and prompt.ref == "prompt:P-1"
     assert prompt.reactions == ("✅", "❌")
+    # The approvers must act: they are mentioned, never the proposer, who may not vote.
+    assert prompt.notify == Notify(Occasion.APPROVAL, besides=(LIAISON,))
     fields = dict(prompt.reply.fields)
     assert fields["Dossier"].startswith(f"{ref} — Visit of the President")
     assert fields["Threat level"].startswith("3 SERIOUS / ERNSTIG / GRAVE (OCAD, 0m old")
@@ -195,6 +198,7 @@ async def test_urgent_measures_are_provisional_and_a_rejection_stops_them(chat: 
     rooms = [a.room for a in reply.also]
     assert rooms == [RoomKey.APPROVALS, RoomKey.OPERATIONS]
     assert reply.also[1].reply.title.startswith("PROVISIONAL ORDER")
+    assert reply.also[1].notify == Notify(Occasion.ORDER)  # the police must act at once
     assert await state_of(chat, "M-1") == "provisional"
     decision = (await chat.react(MINA, "$prompt-P-1", "❌")).decision
     assert decision is not None

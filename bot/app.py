@@ -85,6 +85,7 @@ def policy(settings: Settings) -> Policy:
         urgent_role=approval.urgent_role,
         end_warning=timedelta(days=settings.measures.end_warning_days),
         meetings=meeting_specs(settings.meetings, settings.rooms.model_dump()),
+        mentions=settings.mentions.roles(),
         early_warning=EarlyWarningPolicy(
             window=settings.early_warning.correlation_window,
             radius_m=settings.early_warning.radius_m,

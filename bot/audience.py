@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -48,6 +48,8 @@ class RoomState(Protocol):
 
     @property
     def encrypted(self) -> bool: ...
+
+    def user_name(self, user_id: str) -> str | None: ...
 
 
 RoomLookup = Callable[[str], RoomState | None]
@@ -109,6 +111,20 @@ class Audience:
     def knows(self, room_id: str) -> bool:
         """Whether the sync has brought the room; the sender waits for it before sending."""
         return self.rooms(room_id) is not None
+
+    def addressed(self, room_id: str, users: Iterable[str]) -> dict[str, str]:
+        """The users a post in the room mentions, each with the name the room knows them by:
+        only joined members (no one else would see it), never the bot. A room the sync has
+        not brought yet keeps them all under their user IDs; the sender waits for it."""
+        room = self.rooms(room_id)
+        wanted = [u for u in dict.fromkeys(users) if u != self.own_user_id]
+        if room is None:
+            return {user: user for user in wanted}
+        return {
+            user: room.user_name(user) or user
+            for user in wanted
+            if user in room.users and user not in room.invited_users
+        }
 
     async def verdict(self, session: AsyncSession, room_id: str) -> Verdict:
         room = self.rooms(room_id)

@@ -38,6 +38,7 @@ from bot.render import (
     MESSAGE,
     REACTION,
     UPLOAD,
+    Targets,
     edit,
     file_request,
     membership_request,
@@ -373,7 +374,8 @@ class Pipeline:
                     shown = await self.audience.withhold(session, verdict, carries, actor, cause)
                     reply = dataclasses.replace(shown, also=reply.also, room=reply.room)
                     check = None
-        rows: list[Row] = [Row(room_id, MESSAGE, notice(reply, in_reply_to=cause), audience=check)]
+        content = notice(reply, in_reply_to=cause, targets=await self._targets(session, reply))
+        rows: list[Row] = [Row(room_id, MESSAGE, content, audience=check)]
         rows += await self._announcements_rows(session, cause, reply.also)
         # A file goes or stays with the answer it belongs to.
         files = None if check is None else {**check, "file": True}
@@ -415,6 +417,10 @@ class Pipeline:
         counts, same ref, so a cut prompt still collects votes) or nothing, and coordination
         is alerted. What passes keeps its brief for the sender's last check."""
         room = self._room(announcement.room)
+        extras = _Extras(
+            await self._addressed(session, room, announcement),
+            await self._targets(session, announcement.reply, announcement.brief),
+        )
         carries = announcement.reply.carries
         check: dict[str, Any] | None = None
         if carries is not None:
@@ -424,18 +430,40 @@ class Pipeline:
                     await self.audience.cut(session, verdict, carries, cause)
                     if announcement.brief is None:
                         return []
-                    return self._posted(room, announcement, announcement.brief, None)
+                    return self._posted(room, announcement, announcement.brief, None, extras)
             brief = announcement.brief
             check = {
                 "carries": str(carries),
-                "brief": None if brief is None else self._content(announcement, brief),
+                "brief": None if brief is None else self._content(announcement, brief, extras),
             }
-        return self._posted(room, announcement, announcement.reply, check)
+        return self._posted(room, announcement, announcement.reply, check, extras)
 
-    def _content(self, announcement: Announcement, reply: Reply) -> dict[str, Any]:
+    async def _addressed(
+        self, session: AsyncSession, room: str, announcement: Announcement
+    ) -> dict[str, str]:
+        """Who the post mentions, by name: those it names and those who must act on it."""
+        users = list(announcement.mentions)
+        if announcement.notify is not None:
+            notify = announcement.notify
+            roles = self.workflow(session).roles
+            users += await roles.to_mention(notify.occasion, besides=notify.besides)
+        return self.audience.addressed(room, users) if users else {}
+
+    async def _targets(self, session: AsyncSession, *replies: Reply | None) -> Targets:
+        """Where the replies' links go: the messages already sent under their refs."""
+        refs = {link.ref for reply in replies if reply is not None for link in reply.links}
+        return await outbox.sent_events(session, refs) if refs else {}
+
+    def _content(self, announcement: Announcement, reply: Reply, extras: _Extras) -> dict[str, Any]:
+        """An edit mentions nobody: who had to act was told by the message it edits."""
         if announcement.replaces:
-            return edit(reply, announcement.replaces)
-        return notice(reply, mentions=announcement.mentions, thread_of=announcement.thread)
+            return edit(reply, announcement.replaces, extras.targets)
+        return notice(
+            reply,
+            mentions=extras.mentions,
+            thread_of=announcement.thread,
+            targets=extras.targets,
+        )
 
     def _posted(
         self,
@@ -443,8 +471,9 @@ class Pipeline:
         announcement: Announcement,
         reply: Reply,
         check: dict[str, Any] | None,
+        extras: _Extras,
     ) -> list[Row]:
-        content = self._content(announcement, reply)
+        content = self._content(announcement, reply, extras)
         if announcement.replaces:
             return [Row(room, MESSAGE, content, audience=check)]
         rows = [Row(room, MESSAGE, content, announcement.ref, check)]
@@ -473,6 +502,15 @@ class Pipeline:
                 ref=row.ref,
                 audience=row.audience,
             )
+
+
+@dataclass(frozen=True)
+class _Extras:
+    """What an announcement's content needs from outside its reply: who it mentions (user
+    ID -> display name) and where its links go."""
+
+    mentions: dict[str, str]
+    targets: Targets
 
 
 @dataclass(frozen=True)

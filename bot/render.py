@@ -4,6 +4,8 @@ plus the plain-text body clients fall back to."""
 from __future__ import annotations
 
 import base64
+import re
+from collections.abc import Callable, Mapping
 from html import escape
 from typing import Any
 from urllib.parse import quote
@@ -36,16 +38,47 @@ def to_plain(reply: Reply) -> str:
     return "\n".join(parts)
 
 
-def to_html(reply: Reply) -> str:
-    html = f"<p><strong>{escape(MARKS[reply.severity] + reply.title)}</strong></p>"
+# Where each linked reply names its messages: ref -> (room ID, event ID), from the outbox.
+Targets = Mapping[str, tuple[str, str]]
+
+
+def permalink(room_id: str, event_id: str | None = None) -> str:
+    """A matrix.to link (to an event if one is given), its parts percent-encoded."""
+    parts = [room_id] if event_id is None else [room_id, event_id]
+    return "https://matrix.to/#/" + "/".join(quote(part, safe="") for part in parts)
+
+
+def _linker(reply: Reply, targets: Targets) -> Callable[[str], str]:
+    """Escapes a text of the reply, making each linked ID (a whole word) a link to its
+    message; the pattern is built once per reply, however many lines it has."""
+    urls = {link.text: permalink(*targets[link.ref]) for link in reply.links if link.ref in targets}
+    if not urls:
+        return escape
+    words = "|".join(re.escape(word) for word in sorted(urls, key=len, reverse=True))
+    pattern = re.compile(rf"(?<![\w-])(?:{words})(?![\w-])")
+
+    def shown(text: str) -> str:
+        html, end = "", 0
+        for match in pattern.finditer(text):
+            url, word = escape(urls[match.group()]), escape(match.group())
+            html += escape(text[end : match.start()]) + f'<a href="{url}">{word}</a>'
+            end = match.end()
+        return html + escape(text[end:])
+
+    return shown
+
+
+def to_html(reply: Reply, targets: Targets | None = None) -> str:
+    shown = _linker(reply, targets or {})
+    html = f"<p><strong>{shown(MARKS[reply.severity] + reply.title)}</strong></p>"
     if reply.fields:
         html += (
             "<p>"
-            + "<br>".join(f"<b>{escape(name)}</b>: {escape(value)}" for name, value in reply.fields)
+            + "<br>".join(f"<b>{escape(name)}</b>: {shown(value)}" for name, value in reply.fields)
             + "</p>"
         )
     if reply.lines:
-        html += "<ul>" + "".join(f"<li>{escape(line)}</li>" for line in reply.lines) + "</ul>"
+        html += "<ul>" + "".join(f"<li>{shown(line)}</li>" for line in reply.lines) + "</ul>"
     if reply.code:
         html += f"<pre><code>{escape(reply.code)}</code></pre>"
     return html
@@ -54,17 +87,23 @@ def to_html(reply: Reply) -> str:
 def notice(
     reply: Reply,
     in_reply_to: str | None = None,
-    mentions: tuple[str, ...] = (),
+    mentions: Mapping[str, str] | None = None,
     thread_of: str | None = None,
+    targets: Targets | None = None,
 ) -> dict[str, Any]:
-    """`thread_of` names (see `placeholder`) the message whose thread this notice goes in."""
-    body, html = to_plain(reply), to_html(reply)
+    """`mentions` maps each user to notify to their display name, shown as a pill; `targets`
+    where the reply's links go; `thread_of` names (see `placeholder`) the message whose
+    thread this notice goes in."""
+    body, html = to_plain(reply), to_html(reply, targets)
+    mentions = mentions or {}
     if mentions:
-        body = " ".join(mentions) + "\n" + body
-        pills = " ".join(
-            f'<a href="https://matrix.to/#/{quote(user)}">{escape(user)}</a>' for user in mentions
+        # Last, so the title stays what a notification shows first.
+        body += "\n" + ", ".join(mentions.values())
+        pills = ", ".join(
+            f'<a href="{escape(permalink(user))}">{escape(name)}</a>'
+            for user, name in mentions.items()
         )
-        html = f"<p>{pills}</p>{html}"
+        html += f"<p>{pills}</p>"
     content: dict[str, Any] = {
         "msgtype": "m.notice",
         "body": body,
@@ -92,8 +131,8 @@ def placeholder(ref: str) -> dict[str, str]:
     return {"$ref": ref}
 
 
-def edit(reply: Reply, of_ref: str) -> dict[str, Any]:
-    new = notice(reply)
+def edit(reply: Reply, of_ref: str, targets: Targets | None = None) -> dict[str, Any]:
+    new = notice(reply, targets=targets)
     return {
         **new,
         "body": "* " + new["body"],
@@ -126,7 +165,7 @@ def room_request(request: RoomRequest) -> dict[str, Any]:
         "invite": list(request.invite),
         # Mentioning the invitees also makes the sender wait until the bot knows them as
         # members, so the room key of this first message reaches their devices.
-        "welcome": notice(request.welcome, mentions=request.invite),
+        "welcome": notice(request.welcome, mentions={user: user for user in request.invite}),
     }
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from html import escape
@@ -17,6 +19,7 @@ from commands.replies import (
     DETAILS_WITHHELD,
     Announcement,
     Attachment,
+    Link,
     Reply,
     RoomKey,
     Severity,
@@ -30,6 +33,7 @@ from workflow.agenda import (
     Review,
     WeeklyAgenda,
 )
+from workflow.approvals import order_ref, prompt_ref
 from workflow.measures import Proposed
 from workflow.meetings import Occurrence, Reminder, Starting, agenda_ref, offset_label
 from workflow.model import Dossier, DossierKind, Measure, ThreatLevel
@@ -37,6 +41,10 @@ from workflow.model import Dossier, DossierKind, Measure, ThreatLevel
 # Matrix caps an event at 65,536 bytes, and an encrypted one grows by a third (base64) plus
 # its envelope; 40,000 bytes of JSON-encoded text per message leaves room for both.
 PART_BYTES = 40_000
+# What a link to a message adds to the HTML: the anchor with a matrix.to URL of two IDs.
+LINK_BYTES = 240
+# A measure's or proposal's ID as a word of a line (not part of a dossier's D-2026-0001).
+ID_WORD = re.compile(r"(?<![\w-])[A-Z]-\d+(?![\w-])")
 GROUP_NAMES = {
     DossierKind.PERSON: "Persons",
     DossierKind.INSTITUTION: "Institutions",
@@ -58,6 +66,8 @@ class Document:
     sections: tuple[Section, ...]
     details: dict[str, tuple[str, ...]]
     """Extra lines per item for the Markdown file only (the decision commands)."""
+    links: tuple[Link, ...] = ()
+    """Each measure to its execution order, each proposal to its prompt, in the messages."""
 
     def slug(self) -> str:
         return self.title.split(" — ")[0].lower().replace(" ", "-")
@@ -97,6 +107,14 @@ def _proposals(pending: tuple[Proposed, ...], tz: ZoneInfo) -> tuple[str, ...]:
     return tuple(_proposal(p, tz) for p in pending)
 
 
+def _to_orders(measures: Iterable[Measure]) -> tuple[Link, ...]:
+    return tuple(Link(m.ref, order_ref(m.id)) for m in measures)
+
+
+def _to_prompts(pending: Iterable[Proposed]) -> tuple[Link, ...]:
+    return tuple(Link(p.proposal.ref, prompt_ref(p.proposal)) for p in pending)
+
+
 def decision_commands(measure: Measure) -> tuple[str, ...]:
     ref = measure.ref
     return (
@@ -134,6 +152,8 @@ def weekly_document(agenda: WeeklyAgenda, tz: ZoneInfo) -> Document:
             Section("Early-warning reports", agenda.early_warnings),
         ),
         {},
+        _to_orders(m for week in agenda.dossiers for m in week.measures)
+        + _to_prompts(agenda.pending),
     )
 
 
@@ -156,6 +176,7 @@ def monthly_document(agenda: MonthlyAgenda, tz: ZoneInfo) -> Document:
         ),
         tuple(sections),
         details,
+        _to_orders(review.line.measure for _, reviews in agenda.groups for review in reviews),
     )
 
 
@@ -194,6 +215,8 @@ def daily_document(agenda: DailyAgenda, tz: ZoneInfo) -> Document:
             ),
         ),
         {},
+        _to_orders(line.measure for line in (*agenda.measures_due, *agenda.unacknowledged))
+        + _to_prompts(agenda.pending),
     )
 
 
@@ -213,29 +236,36 @@ def _lines(doc: Document) -> list[str]:
     return lines
 
 
-def _size(line: str) -> int:
-    """Bytes the line adds to a message: plain bullet and HTML item, JSON-escaped."""
-    return len(json.dumps(line)) + len(json.dumps(escape(line))) + 16
+def _size(line: str, linked: int = 0) -> int:
+    """Bytes the line adds to a message: plain bullet and HTML item, JSON-escaped, and the
+    markup of the `linked` IDs in it."""
+    return len(json.dumps(line)) + len(json.dumps(escape(line))) + 16 + linked * LINK_BYTES
 
 
 def parts(doc: Document, heading: str | None = None) -> list[Reply]:
-    """The agenda as messages of at most PART_BYTES each, every line whole and in order."""
+    """The agenda as messages of at most PART_BYTES each, every line whole and in order;
+    each message carries the links of the IDs in it."""
     title = heading or doc.title
+    by_text = {link.text: link for link in doc.links}
     chunks: list[list[str]] = [[]]
+    links: list[dict[str, Link]] = [{}]
     used = _size(title) + 200
     for line in _lines(doc):
-        size = _size(line)
+        found = [by_text[word] for word in ID_WORD.findall(line) if word in by_text]
+        size = _size(line, len(found))
         if chunks[-1] and used + size > PART_BYTES:
             chunks.append([])
+            links.append({})
             used = _size(title) + 200
         chunks[-1].append(line)
+        links[-1].update((link.text, link) for link in found)
         used += size
     if len(chunks) == 1:
-        return [Reply(title, lines=tuple(chunks[0]))]
+        return [Reply(title, lines=tuple(chunks[0]), links=tuple(links[0].values()))]
     count = len(chunks)
     return [
-        Reply(f"{title} (part {n}/{count})", lines=tuple(chunk))
-        for n, chunk in enumerate(chunks, start=1)
+        Reply(f"{title} (part {n}/{count})", lines=tuple(chunk), links=tuple(found.values()))
+        for n, (chunk, found) in enumerate(zip(chunks, links, strict=True), start=1)
     ]
 
 
@@ -269,6 +299,7 @@ def agenda_reply(agenda: Agenda, tz: ZoneInfo, room_id: str) -> Reply:
         first.title,
         first.severity,
         lines=first.lines,
+        links=first.links,
         also=tuple(
             Announcement(room_id, dataclasses.replace(part, carries=Data.DOSSIER))
             for part in replies[1:]
@@ -318,7 +349,9 @@ def meeting_announcements(outcome: Reminder | Starting, tz: ZoneInfo) -> tuple[A
         intro.append(f"Moved from {when(occurrence.original, tz)}: {occurrence.reason or '—'}")
     first = replies[0]
     severity = Severity.WARNING if outcome.late else Severity.INFO
-    replies[0] = Reply(first.title, severity, lines=(*intro, doc.title, *first.lines))
+    replies[0] = Reply(
+        first.title, severity, lines=(*intro, doc.title, *first.lines), links=first.links
+    )
     if len(replies) > 1:
         # A long agenda in several messages also comes whole, as a file, after the last one.
         stamp = occurrence.at.astimezone(tz).strftime("%Y-%m-%d")

@@ -8,7 +8,16 @@ from __future__ import annotations
 from zoneinfo import ZoneInfo
 
 from commands.formatting import when
-from commands.replies import DETAILS_WITHHELD, Announcement, Reply, RoomKey, Severity
+from commands.replies import (
+    DETAILS_WITHHELD,
+    Announcement,
+    Link,
+    Notify,
+    Reply,
+    RoomKey,
+    Severity,
+)
+from config import Occasion
 from workflow.access import Data
 from workflow.early_warning import Submitted, WarningDecision
 from workflow.early_warning_model import Report, SectorWarning, WarningState
@@ -106,33 +115,36 @@ def report_posted(submitted: Submitted, threshold: int, tz: ZoneInfo) -> tuple[A
 
 
 def warning_prompt(warning: SectorWarning, approvers: str) -> Announcement:
-    """Posted in the approvals room; its ✅/❌ reactions are the votes."""
-    origin = f" (from EW-{warning.from_report})" if warning.from_report else ""
-    title = f"Approve sector warning {warning.ref} to {warning.sector}{origin}?"
+    """Posted in the approvals room; its ✅/❌ reactions are the votes. Those who may vote
+    are mentioned, never the drafter, whose vote does not count."""
+    title, fields, brief_fields = _warning_head(warning)
     vote = f"{approvers}: react {APPROVE} to send it to the companies, {REJECT} to stop it."
     return Announcement(
         RoomKey.APPROVALS,
-        Reply(
-            title,
-            Severity.WARNING,
-            fields=(("Drafted by", warning.drafted_by), ("Text", warning.text)),
-            lines=(vote,),
-            carries=Data.EARLY_WARNING,
-        ),
+        Reply(title, Severity.WARNING, fields=fields, lines=(vote,), carries=Data.EARLY_WARNING),
         ref=warning_ref(warning.id),
         reactions=(APPROVE, REJECT),
-        brief=Reply(
-            title,
-            Severity.WARNING,
-            fields=(("Drafted by", warning.drafted_by),),
-            lines=(DETAILS_WITHHELD, vote),
-        ),
+        notify=Notify(Occasion.SECTOR_WARNING, besides=(warning.drafted_by,)),
+        brief=Reply(title, Severity.WARNING, fields=brief_fields, lines=(DETAILS_WITHHELD, vote)),
     )
 
 
-def warning_decided(decision: WarningDecision) -> tuple[Announcement, ...]:
+def _warning_head(
+    warning: SectorWarning,
+) -> tuple[str, tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]:
+    """The prompt's title, its fields and its brief form's fields (no text)."""
+    origin = f" (from EW-{warning.from_report})" if warning.from_report else ""
+    title = f"Approve sector warning {warning.ref} to {warning.sector}{origin}?"
+    drafted = ("Drafted by", warning.drafted_by)
+    return title, (drafted, ("Text", warning.text)), (drafted,)
+
+
+def warning_decided(decision: WarningDecision, tz: ZoneInfo) -> tuple[Announcement, ...]:
+    """The prompt edited to its decided form, as a measure's is, and the early-warning
+    room told, with a link to the prompt."""
     warning = decision.warning
     brief = None
+    to_prompt = (Link(warning.ref, warning_ref(warning.id)),)
     if warning.state is WarningState.APPROVED:
         title = (
             f"Sector warning {warning.ref} approved by {warning.decided_by}: "
@@ -144,15 +156,31 @@ def warning_decided(decision: WarningDecision) -> tuple[Announcement, ...]:
             Severity.SUCCESS,
             lines=tuple(p.name for p in decision.recipients),
             carries=Data.EARLY_WARNING,
+            links=to_prompt,
         )
-        brief = Reply(title, Severity.SUCCESS, lines=(DETAILS_WITHHELD,))
+        brief = Reply(title, Severity.SUCCESS, lines=(DETAILS_WITHHELD,), links=to_prompt)
     else:
         reply = Reply(
             f"Sector warning {warning.ref} {warning.state} by {warning.decided_by}; "
             "nothing is sent",
             Severity.WARNING,
+            links=to_prompt,
         )
     return (
-        Announcement(RoomKey.APPROVALS, reply, brief=brief),
+        _prompt_decided(warning, tz),
         Announcement(RoomKey.EARLY_WARNING, reply, brief=brief),
+    )
+
+
+def _prompt_decided(warning: SectorWarning, tz: ZoneInfo) -> Announcement:
+    _, fields, brief_fields = _warning_head(warning)
+    word = str(warning.state).upper()
+    title = f"{word}: sector warning {warning.ref} to {warning.sector}"
+    severity = Severity.SUCCESS if warning.state is WarningState.APPROVED else Severity.WARNING
+    decided = ("Decided", f"{word} by {warning.decided_by}, {when(warning.decided_at, tz)}")
+    return Announcement(
+        RoomKey.APPROVALS,
+        Reply(title, severity, fields=(decided, *fields), carries=Data.EARLY_WARNING),
+        replaces=warning_ref(warning.id),
+        brief=Reply(title, severity, fields=(decided, *brief_fields), lines=(DETAILS_WITHHELD,)),
     )

@@ -19,10 +19,10 @@ from commands.measure_views import (
     proposed_reply,
     what,
 )
-from commands.replies import Reply, Severity
+from commands.replies import Link, Reply, Severity
 from config import Role
 from workflow.access import Data
-from workflow.approvals import Decision
+from workflow.approvals import Decision, prompt_ref
 from workflow.model import MeasureState, MeasureType, ProposalAction, ProposalState
 
 
@@ -190,7 +190,9 @@ async def measure_end(ctx: Context, measure: MeasureRef, reason: Rest[str]) -> R
 async def measure_ack(ctx: Context, measure: MeasureRef) -> Reply:
     acked = await ctx.workflow.measures.acknowledge(ctx.actor, ctx.event_id, measure)
     return Reply(
-        f"{acked.ref} acknowledged by {ctx.actor}", Severity.SUCCESS, also=(acknowledged(acked),)
+        f"{acked.measure.ref} acknowledged by {ctx.actor}",
+        Severity.SUCCESS,
+        also=acknowledged(acked, ctx.tz),
     )
 
 
@@ -278,4 +280,6 @@ async def approvals(ctx: Context) -> Reply:
             f"{what(p)}" + (" · URGENT" if p.proposal.urgent else "")
             for p in pending
         ),
+        # Each proposal's ID leads to its prompt, where the approvers vote.
+        links=tuple(Link(p.proposal.ref, prompt_ref(p.proposal)) for p in pending),
     )

@@ -4,17 +4,27 @@ reads the same however it came about."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from commands.early_warning_views import warning_decided
 from commands.formatting import age, when
-from commands.replies import DETAILS_WITHHELD, Announcement, Reply, RoomKey, Severity
+from commands.replies import (
+    DETAILS_WITHHELD,
+    Announcement,
+    Link,
+    Notify,
+    Reply,
+    RoomKey,
+    Severity,
+)
 from commands.role_views import decided as grant_decided
+from config import Occasion
 from workflow.access import Data
 from workflow.approvals import Decision, Feedback, ReactionResult, order_ref, prompt_ref
-from workflow.measures import Proposed
-from workflow.model import Choice, Measure, MeasureState, ProposalAction, ProposalState
+from workflow.measures import Ordered, Proposed
+from workflow.model import Choice, Dossier, Measure, MeasureState, ProposalAction, ProposalState
 from workflow.role_model import RequestDecision
 from workflow.schedule import Ending, Nudge
 
@@ -77,6 +87,8 @@ def prompt(proposed: Proposed, now: datetime, tz: ZoneInfo) -> Announcement:
         ),
         ref=prompt_ref(p),
         reactions=(APPROVE, REJECT),
+        # The proposer's own vote never counts: only the other approvers are asked.
+        notify=Notify(Occasion.APPROVAL, besides=(p.proposer,)),
         brief=Reply(
             title, severity, fields=_brief_fields(proposed), lines=(DETAILS_WITHHELD, vote)
         ),
@@ -92,17 +104,45 @@ def _brief_fields(proposed: Proposed) -> tuple[tuple[str, str], ...]:
     return tuple(fields)
 
 
-def order(measure: Measure, proposed: Proposed, tz: ZoneInfo, provisional: bool) -> Announcement:
-    d = proposed.dossier
+def order(measure: Measure, dossier: Dossier, tz: ZoneInfo, provisional: bool) -> Announcement:
+    """The police are mentioned: they must acknowledge it."""
+    ack = f"Police: acknowledge with {APPROVE} or !measure ack {measure.ref}"
+    return replace(
+        _order(measure, dossier, tz, provisional, ack, Severity.WARNING),
+        ref=order_ref(measure.id),
+        reactions=(APPROVE,),
+        notify=Notify(Occasion.ORDER),
+    )
+
+
+def order_acknowledged(ordered: Ordered, tz: ZoneInfo) -> Announcement:
+    """The order as edited once the police acknowledged it: anyone reading it sees so."""
+    m = ordered.measure
+    done = f"Acknowledged by {m.acknowledged_by} at {when(m.acknowledged_at, tz)}"
+    provisional = m.state is MeasureState.PROVISIONAL
+    return replace(
+        _order(m, ordered.dossier, tz, provisional, done, Severity.SUCCESS),
+        replaces=order_ref(m.id),
+    )
+
+
+def _order(
+    measure: Measure,
+    dossier: Dossier,
+    tz: ZoneInfo,
+    provisional: bool,
+    status: str,
+    severity: Severity,
+) -> Announcement:
+    d = dossier
     title = f"EXECUTION ORDER {measure.ref}: {measure.type} for {d.ref}"
     if provisional:
         title = f"PROVISIONAL ORDER (urgent, pending decision) {measure.ref}: {measure.type}"
-    ack = f"Police: acknowledge with {APPROVE} or !measure ack {measure.ref}"
     return Announcement(
         RoomKey.OPERATIONS,
         Reply(
             title,
-            Severity.WARNING,
+            severity,
             fields=(
                 ("Dossier", f"{d.ref} — {d.title}"),
                 ("Measure", f"{measure.type} — {measure.type.description}"),
@@ -110,13 +150,11 @@ def order(measure: Measure, proposed: Proposed, tz: ZoneInfo, provisional: bool)
                 ("Period", measure_period(measure, tz)),
                 ("Executor", measure.executor or "police"),
             ),
-            lines=(ack,),
+            lines=(status,),
             carries=Data.EXECUTION,
         ),
-        ref=order_ref(measure.id),
-        reactions=(APPROVE,),
         brief=Reply(
-            title, Severity.WARNING, fields=(("Dossier", d.ref),), lines=(DETAILS_WITHHELD, ack)
+            title, severity, fields=(("Dossier", d.ref),), lines=(DETAILS_WITHHELD, status)
         ),
     )
 
@@ -125,7 +163,7 @@ def proposed_reply(proposed: Proposed, now: datetime, tz: ZoneInfo) -> Reply:
     p, m = proposed.proposal, proposed.measure
     also = [prompt(proposed, now, tz)]
     if p.urgent and p.action is ProposalAction.CREATE:
-        also.append(order(m, proposed, tz, provisional=True))
+        also.append(order(m, proposed.dossier, tz, provisional=True))
     return Reply(
         f"Proposed {p.ref}: {what(proposed)}",
         Severity.SUCCESS,
@@ -164,17 +202,20 @@ def decision_announcements(decision: Decision, tz: ZoneInfo) -> tuple[Announceme
             lines=(DETAILS_WITHHELD,),
         ),
     )
+    to_prompt = (Link(p.ref, prompt_ref(p)),)
     notice = Reply(
         f"{p.ref} {outcome}: {what(proposed)}",
         severity,
         fields=(("Dossier", f"{d.ref} — {d.title}"), *decided, ("Measure is now", str(m.state))),
         carries=Data.DOSSIER,
+        links=to_prompt,
     )
     notice_brief = Reply(
         f"{p.ref} {outcome}: {what(proposed)}",
         severity,
         fields=(("Dossier", d.ref), *decided_brief, ("Measure is now", str(m.state))),
         lines=(DETAILS_WITHHELD,),
+        links=to_prompt,
     )
     out = [edited, Announcement(p.origin_room, notice, brief=notice_brief)]
     if p.origin_room != RoomKey.COORDINATION.value:
@@ -190,7 +231,7 @@ def decision_announcements(decision: Decision, tz: ZoneInfo) -> tuple[Announceme
                     )
                 )
         else:
-            out.append(order(m, proposed, tz, provisional=False))
+            out.append(order(m, d, tz, provisional=False))
     elif outcome is ProposalState.APPROVED:
         title = f"CHANGE ORDER {m.ref}: {what(proposed)}"
         out.append(
@@ -231,6 +272,7 @@ def nudge(step: Nudge, tz: ZoneInfo) -> Announcement:
     p = step.proposed.proposal
     title = f"Reminder: {p.ref} has waited {step.waited_hours} h — {what(step.proposed)}"
     tap = f"Tap {APPROVE} or {REJECT} on the prompt above."
+    to_prompt = (Link(p.ref, prompt_ref(p)),)
     return Announcement(
         RoomKey.APPROVALS,
         Reply(
@@ -239,10 +281,15 @@ def nudge(step: Nudge, tz: ZoneInfo) -> Announcement:
             fields=(("Dossier", f"{step.proposed.dossier.ref} — {step.proposed.dossier.title}"),),
             lines=(tap,),
             carries=Data.DOSSIER,
+            links=to_prompt,
         ),
         mentions=step.approvers,
         brief=Reply(
-            title, Severity.WARNING, fields=(("Dossier", step.proposed.dossier.ref),), lines=(tap,)
+            title,
+            Severity.WARNING,
+            fields=(("Dossier", step.proposed.dossier.ref),),
+            lines=(tap,),
+            links=to_prompt,
         ),
     )
 
@@ -291,13 +338,19 @@ def scheduled(
     return ending(outcome, tz, now)
 
 
-def acknowledged(measure: Measure) -> Announcement:
-    return Announcement(
-        RoomKey.COORDINATION,
-        Reply(
-            f"Police acknowledged {measure.ref} ({measure.type}) for {measure.dossier_ref}",
-            Severity.SUCCESS,
-            fields=(("By", measure.acknowledged_by or "—"),),
+def acknowledged(ordered: Ordered, tz: ZoneInfo) -> tuple[Announcement, ...]:
+    """The order edited to show it is handled, and coordination told (with a link to it)."""
+    measure = ordered.measure
+    return (
+        order_acknowledged(ordered, tz),
+        Announcement(
+            RoomKey.COORDINATION,
+            Reply(
+                f"Police acknowledged {measure.ref} ({measure.type}) for {measure.dossier_ref}",
+                Severity.SUCCESS,
+                fields=(("By", measure.acknowledged_by or "—"),),
+                links=(Link(measure.ref, order_ref(measure.id)),),
+            ),
         ),
     )
 
@@ -323,9 +376,9 @@ def reacted(result: ReactionResult, tz: ZoneInfo) -> tuple[Announcement, ...]:
     if result.decision is not None:
         return decision_announcements(result.decision, tz)
     if result.acknowledged is not None:
-        return (acknowledged(result.acknowledged),)
+        return acknowledged(result.acknowledged, tz)
     if result.warning is not None:
-        return warning_decided(result.warning)
+        return warning_decided(result.warning, tz)
     if result.grant is not None:
         return grant_decided(result.grant)
     return ()

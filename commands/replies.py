@@ -8,6 +8,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from config import Occasion
 from workflow.access import Data
 
 
@@ -32,6 +33,16 @@ class RoomKey(enum.StrEnum):
 
 
 @dataclass(frozen=True)
+class Link:
+    """Wherever `text` (an ID such as P-3 or M-7) stands as a word in a reply's title, fields
+    or lines, it links to the message posted under `ref` (its prompt, its order), once that
+    message is out; before that, or if it never went out, it stays plain text."""
+
+    text: str
+    ref: str
+
+
+@dataclass(frozen=True)
 class Reply:
     """`carries` says what personal data the reply (with its attachments) shows, so the
     runtime posts it only where every member may read that (workflow/access.py); None for
@@ -46,6 +57,7 @@ class Reply:
     attachments: tuple[Attachment, ...] = ()
     room: RoomRequest | None = None
     carries: Data | None = None
+    links: tuple[Link, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -69,6 +81,15 @@ class RoomRequest:
 
 
 @dataclass(frozen=True)
+class Notify:
+    """Mention those who must act on a post: the holders of the roles the config names for
+    `occasion` who are in the room, never the users `besides` (who caused the post)."""
+
+    occasion: Occasion
+    besides: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Announcement:
     """A message to another room, committed in the same transaction as its cause.
 
@@ -76,6 +97,8 @@ class Announcement:
     acknowledge); `replaces` edits the message named so instead of posting a new one;
     `reactions` are the bot's own, set on it at once (so an approver only taps); `thread`
     posts it in the thread under the message named so (a notice about a vote on a prompt).
+    `mentions` names users to notify, `notify` asks for those who must act (both only where
+    they are members of the room).
 
     `brief` is what is posted instead when the room may not read what `reply` carries (an
     uncleared member, no encryption): IDs and counts only, under the same `ref`, so a prompt
@@ -88,6 +111,7 @@ class Announcement:
     replaces: str | None = None
     reactions: tuple[str, ...] = ()
     mentions: tuple[str, ...] = ()
+    notify: Notify | None = None
     thread: str | None = None
     brief: Reply | None = None
 

@@ -10,8 +10,8 @@ from commands.declaration import command
 from commands.dossier import DossierRef, reader
 from commands.errors import ArgumentError, shown
 from commands.formatting import when
-from commands.replies import DETAILS_WITHHELD, Announcement, Reply, RoomKey, Severity
-from config import Role
+from commands.replies import DETAILS_WITHHELD, Announcement, Notify, Reply, RoomKey, Severity
+from config import Occasion, Role
 from workflow.access import Data
 from workflow.model import Source, ThreatLevel
 
@@ -62,6 +62,10 @@ async def threat_log(
     brief = Reply(
         f"Threat assessment of {dossier} changed", Severity.WARNING, lines=(DETAILS_WITHHELD,)
     )
+    # At the highest level the liaisons must act on it, so their clients notify them.
+    notify = None
+    if new.level is ThreatLevel.VERY_SERIOUS:
+        notify = Notify(Occasion.THREAT_LEVEL_4, besides=(ctx.actor,))
     if logged.changed and logged.previous is not None:
         before = logged.previous.level.label
         title = f"Threat level of {dossier} changed: {before} → {new.level.label}"
@@ -81,6 +85,7 @@ async def threat_log(
                     carries=Data.DOSSIER,
                 ),
                 brief=brief,
+                notify=notify,
             ),
         )
     elif logged.previous is None and logged.raised_to_serious:
@@ -98,6 +103,7 @@ async def threat_log(
                     carries=Data.DOSSIER,
                 ),
                 brief=brief,
+                notify=notify,
             ),
         )
     return Reply(

@@ -146,6 +146,28 @@ class ApprovalSettings(Section):
     urgent_role: Role = Role.ADMIN
 
 
+class Occasion(enum.StrEnum):
+    """Posts that ask someone to act; `mentions:` names the roles whose holders are mentioned
+    in each, so their clients notify them (the keys of MentionSettings)."""
+
+    APPROVAL = "approval"
+    SECTOR_WARNING = "sector_warning"
+    ORDER = "order"
+    THREAT_LEVEL_4 = "threat_level_4"
+
+
+class MentionSettings(Section):
+    """Occasion -> roles to mention. An empty list mentions nobody on that occasion."""
+
+    approval: list[Role] = [Role.APPROVER]
+    sector_warning: list[Role] = [Role.WARNING_APPROVER, Role.APPROVER]
+    order: list[Role] = [Role.POLICE]
+    threat_level_4: list[Role] = [Role.LIAISON]
+
+    def roles(self) -> dict[Occasion, frozenset[Role]]:
+        return {occasion: frozenset(getattr(self, occasion.value)) for occasion in Occasion}
+
+
 class MeasureSettings(Section):
     end_warning_days: int = Field(default=3, ge=0, le=60)
 
@@ -295,6 +317,7 @@ class Settings(BaseSettings):
     threats: ThreatSettings = ThreatSettings()
     approval: ApprovalSettings = ApprovalSettings()
     measures: MeasureSettings = MeasureSettings()
+    mentions: MentionSettings = MentionSettings()
     meetings: dict[MeetingName, MeetingSettings] = {}
     http: HttpSettings = HttpSettings()
     early_warning: EarlyWarningSettings = EarlyWarningSettings()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -127,6 +128,21 @@ async def event_of_ref(session: AsyncSession, ref: str) -> tuple[str, str] | Non
         )
     ).first()
     return (row[0], str(row[1])) if row else None
+
+
+async def sent_events(session: AsyncSession, refs: Iterable[str]) -> dict[str, tuple[str, str]]:
+    """Ref -> (room, event ID) of those named messages the homeserver accepted; asked in
+    batches, so a long agenda stays under the databases' limits on bound parameters."""
+    wanted, found = sorted(set(refs)), {}
+    for start in range(0, len(wanted), 500):
+        rows = await session.execute(
+            select(OutboxMessage.ref, OutboxMessage.room_id, OutboxMessage.sent_event_id).where(
+                OutboxMessage.ref.in_(wanted[start : start + 500]),
+                OutboxMessage.sent_event_id.is_not(None),
+            )
+        )
+        found.update({str(ref): (room, str(event)) for ref, room, event in rows})
+    return found
 
 
 async def ref_of_event(session: AsyncSession, event_id: str) -> str | None:

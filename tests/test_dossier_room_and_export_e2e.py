@@ -290,7 +290,7 @@ async def test_room_creation_interrupted_before_it_was_recorded_adopts_the_room(
             room_rows = [r for r in await outbox.pending(session) if r.room_id == first.ref]
         assert [r.event_type for r in room_rows] == [INVITE, MESSAGE]
         welcome = room_rows[1]
-        assert welcome.content["body"] == f"{liaison}\nRoom of D-2026-0001"
+        assert welcome.content["body"] == f"Room of D-2026-0001\n{liaison}"
         assert welcome.content["m.mentions"] == {"user_ids": [liaison]}
 
         # Once recorded, a further attempt (or a second request) creates and queues nothing.

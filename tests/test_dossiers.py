@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy import text
 
 from commands import Reply, Severity
-from config import Role
+from commands.replies import Notify
+from config import Occasion, Role
 from storage import dossiers
 from storage.db import Database
 from tests.support.chat import Chat, text_of
@@ -107,11 +108,14 @@ async def test_threat_log_names_levels_in_three_languages_and_announces_changes(
     assert announcement.room == "coordination"
     assert announcement.reply.title.startswith("THREAT LEVEL RAISED")
     assert announcement.reply.severity is Severity.WARNING
+    # At the highest level the liaisons are mentioned; not the analyst who logged it.
+    assert announcement.notify == Notify(Occasion.THREAT_LEVEL_4, besides=(ANALYST,))
     third = await chat.say(ANALYST, f"!threat log {ref} level=2 source=OCAD de-escalation")
     assert third.also[0].reply.title == (
         f"Threat level of {ref} changed: 4 VERY SERIOUS / ZEER ERNSTIG / TRÈS GRAVE → "
         "2 MEDIUM / GEMIDDELD / MOYEN"
     )
+    assert third.also[0].notify is None
     same = await chat.say(ANALYST, f"!threat log {ref} level=2 source=OCAD confirmed")
     assert same.also == ()
     history = text_of(await chat.say(READER, f"!threat list {ref}"))

@@ -18,8 +18,9 @@ from aiohttp import web
 from bot.render import notice
 from bot.webhooks import WebhookPolicy, WebhookSender
 from commands import RoomKey, Severity
-from commands.early_warning_views import report_posted
-from config import Role
+from commands.early_warning_views import report_posted, warning_decided
+from commands.replies import Link, Notify
+from config import Occasion, Role
 from storage.audit import entries_for
 from storage.db import Database
 from tests.support.chat import BRUSSELS, START, Chat, text_of
@@ -293,6 +294,17 @@ async def test_a_sector_warning_needs_an_approver_who_did_not_draft_it(
     assert decision.warning.state is WarningState.APPROVED and decision.warning.decided_by == WARDEN
     assert {p.name for p in decision.recipients} == {"Elia", "Fluxys"}
     assert (await chat.react(MINA, "$prompt")).ignored is Ignored.DECIDED
+    # Those who may approve are mentioned, not the drafter; on the decision the prompt is
+    # edited, as a measure's is, and the early-warning room told with a link to it.
+    assert prompt.notify == Notify(Occasion.SECTOR_WARNING, besides=(BOTH,))
+    edited, told = warning_decided(decision, BRUSSELS)
+    assert edited.room is RoomKey.APPROVALS and edited.replaces == warning_ref(1)
+    assert edited.reply.title == "APPROVED: sector warning W-1 to energy"
+    decided = dict(edited.reply.fields)
+    assert decided["Decided"] == f"APPROVED by {WARDEN}, Wed 25 Nov 2026 10:00"
+    assert decided["Text"] == "Car 1-ABC-123 scouts gates"
+    assert edited.brief is not None and "Text" not in dict(edited.brief.fields)
+    assert told.room is RoomKey.EARLY_WARNING and told.reply.links == (Link("W-1", warning_ref(1)),)
 
     deliveries = text_of(await chat.say(ANALYST, "!ew deliveries W-1"))
     assert "W-1 to energy: 0 of 2 received" in deliveries

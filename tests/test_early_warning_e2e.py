@@ -234,6 +234,9 @@ async def test_one_plate_at_one_gate_from_report_to_signed_sector_warning(
                     ),
                     WAIT,
                 )
+                # Those who may approve it are mentioned; the drafter is not.
+                mentioned = content(prompt)["m.mentions"]["user_ids"]
+                assert minister.user_id in mentioned and world.alice.user_id not in mentioned
                 await minister.react(approvals, prompt.event_id, "✅", encrypted=True)
                 await world.alice.wait_for(
                     ew_room,
@@ -243,6 +246,19 @@ async def test_one_plate_at_one_gate_from_report_to_signed_sector_warning(
                     ),
                     WAIT,
                 )
+                # The prompt is edited to its decided form, as a measure's prompt is.
+                edit = await minister.wait_for(
+                    approvals,
+                    lambda e: (
+                        e.sender == world.setup.user_id
+                        and (content(e).get("m.relates_to") or {})
+                        == {"rel_type": "m.replace", "event_id": prompt.event_id}
+                    ),
+                    WAIT,
+                )
+                decided = str(content(edit)["m.new_content"]["body"])
+                assert decided.startswith("✅ APPROVED: sector warning W-1 to energy"), decided
+                assert f"Decided: APPROVED by {minister.user_id}, " in decided, decided
 
                 # Signed deliveries; the flaky receiver gets it on the third try.
                 for _ in range(int(WAIT * 10)):

@@ -12,7 +12,8 @@ import pytest
 from sqlalchemy import text
 
 from commands import Reply, RoomKey, Severity
-from config import Role
+from commands.replies import Notify
+from config import Occasion, Role
 from storage.db import Database
 from tests.support.chat import BRUSSELS, Chat, text_of
 from workflow import Policy
@@ -96,6 +97,8 @@ async def test_proposal_posts_a_complete_prompt_with_the_bots_reactions(chat: Ch
     [prompt] = reply.also
     assert prompt.room is RoomKey.APPROVALS and prompt.ref == "prompt:P-1"
     assert prompt.reactions == ("✅", "❌")
+    # The approvers must act: they are mentioned, never the proposer, who may not vote.
+    assert prompt.notify == Notify(Occasion.APPROVAL, besides=(LIAISON,))
     fields = dict(prompt.reply.fields)
     assert fields["Dossier"].startswith(f"{ref} — Visit of the President")
     assert fields["Threat level"].startswith("3 SERIOUS / ERNSTIG / GRAVE (OCAD, 0m old")
@@ -195,6 +198,7 @@ async def test_urgent_measures_are_provisional_and_a_rejection_stops_them(chat: 
     rooms = [a.room for a in reply.also]
     assert rooms == [RoomKey.APPROVALS, RoomKey.OPERATIONS]
     assert reply.also[1].reply.title.startswith("PROVISIONAL ORDER")
+    assert reply.also[1].notify == Notify(Occasion.ORDER)  # the police must act at once
     assert await state_of(chat, "M-1") == "provisional"
     decision = (await chat.react(MINA, "$prompt-P-1", "❌")).decision
     assert decision is not None
@@ -268,12 +272,18 @@ async def test_police_acknowledge_by_reaction_or_command(chat: Chat) -> None:
     ops = "!operations"
     assert (await chat.react(MINA, "$order-M-1", room=ops)).ignored is Ignored.NOT_POLICE
     acked = await chat.react(POLICE, "$order-M-1", room=ops)
-    assert acked.acknowledged is not None and acked.acknowledged.acknowledged_by == POLICE
+    assert acked.acknowledged is not None
+    assert acked.acknowledged.measure.acknowledged_by == POLICE
     assert (await chat.react(POLICE, "$order-M-1", room=ops)).acknowledged is None  # once
     by_command = await chat.say(POLICE, "!measure ack M-2")
-    assert (
-        by_command.severity is Severity.SUCCESS and by_command.also[0].room is RoomKey.COORDINATION
-    )
+    assert by_command.severity is Severity.SUCCESS
+    # The order itself is edited to show it is handled, in local time; coordination is told.
+    edited, told = by_command.also
+    assert edited.room is RoomKey.OPERATIONS and edited.replaces == "order:M-2"
+    assert edited.reply.lines == (f"Acknowledged by {POLICE} at Wed 25 Nov 2026 10:00",)
+    assert edited.brief is not None and edited.brief.lines[-1] == edited.reply.lines[0]
+    assert edited.reply.title.startswith("EXECUTION ORDER M-2") and edited.notify is None
+    assert told.room is RoomKey.COORDINATION and told.reply.links[0].ref == "order:M-2"
     assert "already" in (await chat.say(POLICE, "!measure ack M-2")).title
     assert "police" in (await chat.say(LIAISON, "!measure ack M-2")).title
     assert dict((await chat.say(POLICE, "!measure show M-1")).fields)["Acknowledged"].startswith(

@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote
 
 import nio
 import pytest
@@ -251,15 +252,23 @@ async def test_full_path_propose_approve_order_acknowledge(
             assert part in shown, shown
         assert "public appearances" in shown and "3 SERIOUS" in shown, shown
         assert "proposed" in field(await show(world, m1), "State")
+        # The approvers are mentioned, so their clients notify them; not the proposer.
+        assert content(prompt1)["m.mentions"] == {"user_ids": [minister.user_id]}
+        assert pill(minister.user_id) in content(prompt1)["formatted_body"]
+        # `!approvals` links each proposal to its prompt.
+        assert await approvals_links(minister, rooms["approvals"]) == [
+            (rooms["approvals"], prompt1.event_id)
+        ]
 
         await minister.react(rooms["approvals"], prompt1.event_id, "✅", encrypted=True)
         outcome = await decided(world, minister, prompt1)
         assert "APPROVED" in outcome and minister.user_id in outcome, outcome
         order1 = await police.wait_for(rooms["operations"], from_bot(world, is_order(m1)), WAIT)
         assert dossier in body(order1)
+        assert content(order1)["m.mentions"] == {"user_ids": [police.user_id]}
         assert field(await show(world, m1), "State") == "active"
 
-        # A police user acknowledges with ✅ on the order.
+        # A police user acknowledges with ✅ on the order; the order shows it.
         await police.react(rooms["operations"], order1.event_id, "✅")
         await world.admin.wait_for(
             world.coordination,
@@ -267,6 +276,7 @@ async def test_full_path_propose_approve_order_acknowledge(
             WAIT,
         )
         assert field(await show(world, m1), "Acknowledged").startswith(police.user_id)
+        assert_acknowledged(await order_edit(world, police, order1), m1, police)
 
         # A second proposal: a plain ✅, and `!measure ack`.
         p2, m2 = await propose(
@@ -275,10 +285,11 @@ async def test_full_path_propose_approve_order_acknowledge(
         prompt2 = await prompt_of(world, minister, p2)
         await minister.react(rooms["approvals"], prompt2.event_id, "✅")
         assert "APPROVED" in await decided(world, minister, prompt2)
-        await police.wait_for(rooms["operations"], from_bot(world, is_order(m2)), WAIT)
+        order2 = await police.wait_for(rooms["operations"], from_bot(world, is_order(m2)), WAIT)
         acked = await ask(police, rooms["operations"], f"!measure ack {m2}")
         assert f"{m2} acknowledged by {police.user_id}" in acked, acked
         assert field(await show(world, m2), "Acknowledged").startswith(police.user_id)
+        assert_acknowledged(await order_edit(world, police, order2), m2, police)
         again = await ask(police, rooms["operations"], f"!measure ack {m2}")
         assert "already" in again, again
 
@@ -312,8 +323,48 @@ async def test_full_path_propose_approve_order_acknowledge(
             if r["actor"] == world.setup.user_id and r["target"] in (p1, p2)
         ]
         assert own == []
+
+        # Raised to the highest level: the liaisons are mentioned, not the one who logged it.
+        await ask(world.alice, world.coordination, f"!threat log {dossier} level=4 source=OCAD y")
+        raised = await world.admin.wait_for(
+            world.coordination,
+            from_bot(world, lambda e: title(e).startswith("THREAT LEVEL RAISED to 4")),
+            WAIT,
+        )
+        assert content(raised)["m.mentions"] == {"user_ids": [world.admin.user_id]}
+        assert pill(world.admin.user_id) in content(raised)["formatted_body"]
     finally:
         await bot.stop()
+
+
+def pill(user_id: str) -> str:
+    return f'<a href="https://matrix.to/#/{quote(user_id, safe="")}">'
+
+
+async def approvals_links(user: MatrixUser, room: str) -> list[tuple[str, str]]:
+    """(room, event) of each matrix.to link in the answer to `!approvals`."""
+    answer = await user.reply_to(room, await user.say(room, "!approvals"), timeout=WAIT)
+    html = str(content(answer)["formatted_body"])
+    return [
+        (unquote(room_id), unquote(event_id))
+        for room_id, event_id in re.findall(r'href="https://matrix\.to/#/([^"/]+)/([^"/]+)"', html)
+    ]
+
+
+async def order_edit(world: World, police: MatrixUser, order: nio.Event) -> dict[str, Any]:
+    """The new content of the order's edit."""
+    edit = await police.wait_for(
+        world.setup.rooms["operations"], from_bot(world, is_edit_of(order.event_id)), WAIT
+    )
+    return dict(content(edit)["m.new_content"])
+
+
+def assert_acknowledged(new: dict[str, Any], measure: str, police: MatrixUser) -> None:
+    shown = str(new["body"])
+    assert shown.removeprefix("✅ ").startswith(f"EXECUTION ORDER {measure}:"), shown
+    when = r"\w{3} \d{2} \w{3} \d{4} \d{2}:\d{2}"  # local time, as people read it
+    assert re.search(rf"Acknowledged by {re.escape(police.user_id)} at {when}$", shown), shown
+    assert "acknowledge with" not in shown
 
 
 # ---------------------------------------------------------------------------- 2. who counts

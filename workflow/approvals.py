@@ -19,10 +19,9 @@ from typing import TYPE_CHECKING
 from config import Role
 from workflow.early_warning_model import WarningState
 from workflow.early_warning_refs import warning_ref
-from workflow.measures import Proposed
+from workflow.measures import Ordered, Proposed
 from workflow.model import (
     Choice,
-    Measure,
     MeasureState,
     Proposal,
     ProposalAction,
@@ -112,7 +111,7 @@ class Decision:
 class ReactionResult:
     decision: Decision | None = None
     ignored: Ignored | None = None
-    acknowledged: Measure | None = None
+    acknowledged: Ordered | None = None
     warning: WarningDecision | None = None
     grant: RequestDecision | None = None
 

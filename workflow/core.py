@@ -3,13 +3,14 @@ commands, reactions and scheduler share."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from config import Role
+from config import Occasion, Role
+from config.settings import MentionSettings
 from workflow.access import AccessPolicy, Data
 from workflow.early_warning import EarlyWarningPolicy
 from workflow.meetings import MeetingSpec
@@ -32,6 +33,10 @@ class Policy:
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Europe/Brussels"))
     meetings: tuple[MeetingSpec, ...] = ()
     early_warning: EarlyWarningPolicy = field(default_factory=EarlyWarningPolicy)
+    # Whose holders a post asking someone to act mentions (config `mentions:`).
+    mentions: Mapping[Occasion, frozenset[Role]] = field(
+        default_factory=lambda: MentionSettings().roles()
+    )
 
 
 @dataclass(frozen=True)

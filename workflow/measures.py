@@ -41,6 +41,14 @@ class Proposed:
 
 
 @dataclass(frozen=True)
+class Ordered:
+    """An execution order the police acknowledged: what its edited message shows."""
+
+    measure: Measure
+    dossier: Dossier
+
+
+@dataclass(frozen=True)
 class MeasureHistory:
     measure: Measure
     proposals: list[Proposal]
@@ -255,7 +263,7 @@ class MeasureRules:
         )
         return await self.context(await self.require_proposal(proposal_id))
 
-    async def acknowledge(self, actor: str, event_id: str, measure_id: int) -> Measure:
+    async def acknowledge(self, actor: str, event_id: str, measure_id: int) -> Ordered:
         """The police confirm they execute the order."""
         measure = await self.require(measure_id)
         if Role.POLICE not in await self.wf.roles_of(actor):
@@ -277,7 +285,9 @@ class MeasureRules:
         await self.wf.audit(
             actor, "measure.ack", measure.dossier_ref, event_id, {"measure": measure.ref}
         )
-        return await self.require(measure_id)
+        return Ordered(
+            await self.require(measure_id), await self.wf.dossiers.require(measure.dossier_ref)
+        )
 
     async def listing(
         self, dossier_ref: str | None, states: list[MeasureState] | None

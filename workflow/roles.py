@@ -10,10 +10,11 @@ Every refusal is audited."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NoReturn
 
-from config import Role
+from config import Occasion, Role
 from workflow.approvals import Ignored
 from workflow.errors import Refused
 from workflow.model import Choice
@@ -190,6 +191,17 @@ class RoleRules:
             if seeded or granted:
                 found.append(Holder(user, seeded, granted - seeded))
         return found
+
+    async def to_mention(self, occasion: Occasion, besides: Iterable[str] = ()) -> tuple[str, ...]:
+        """Who must act on a post of this kind: the holders of the roles the config names
+        for it, in user ID order; never `besides` (a proposer may not vote on their own)."""
+        wanted = self.wf.policy.mentions.get(occasion, frozenset())
+        left_out = set(besides)
+        return tuple(
+            h.user_id
+            for h in await self.holders()
+            if h.roles & wanted and h.user_id not in left_out
+        )
 
     async def everyone(self) -> dict[str, frozenset[Role]]:
         return {holder.user_id: holder.roles for holder in await self.holders()}

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from config import Role
+from config import Occasion
 from workflow.approvals import Decision
 from workflow.measures import Proposed
 from workflow.model import Measure, MeasureState, ProposalState
@@ -114,11 +114,8 @@ class ScheduleRules:
             proposal = await self.wf.measures.require_proposal(due.target)
             if proposal.state is not ProposalState.PENDING:
                 return None
-            everyone = await self.wf.roles.everyone()
-            approvers = tuple(
-                u
-                for u, roles in everyone.items()
-                if Role.APPROVER in roles and u != proposal.proposer
+            approvers = await self.wf.roles.to_mention(
+                Occasion.APPROVAL, besides=(proposal.proposer,)
             )
             hours = int((self.wf.now - proposal.created_at).total_seconds() // 3600)
             return Nudge(await self.wf.measures.context(proposal), approvers, hours)

@@ -20,6 +20,11 @@ class FakeRoom:
     users: dict[str, Any] = field(default_factory=dict)
     invited_users: dict[str, Any] = field(default_factory=dict)
     encrypted: bool = True
+    # Display names; a member without one is known by their user ID, as in nio.
+    names: dict[str, str] = field(default_factory=dict)
+
+    def user_name(self, user_id: str) -> str | None:
+        return self.names.get(user_id, user_id) if user_id in self.users else None
 
     def join(self, *users: str) -> FakeRoom:
         for user in users:

@@ -217,7 +217,9 @@ async def test_me_is_posted_once_in_the_room_it_was_set_in_mentioning_the_sender
     assert (room, mentions) == ("!ops", (LIAISON,))
     assert said.startswith("Reminder: call the embassy back")
     assert "late" not in said.lower()
-    content = notice(reminder_announcements(fired, BRUSSELS)[0].reply, mentions=mentions)
+    content = notice(
+        reminder_announcements(fired, BRUSSELS)[0].reply, mentions={u: u for u in mentions}
+    )
     assert content["m.mentions"] == {"user_ids": [LIAISON]}
     assert 'href="https://matrix.to/#/%40lia%3Aaegis.test"' in content["formatted_body"]
     chat.advance(minutes=5)
@@ -445,7 +447,9 @@ def test_the_reminder_text_is_escaped_in_html() -> None:
         last_fired_at=None,
     )
     [announcement] = reminder_announcements(ReminderFired(reminder, START, False), BRUSSELS)
-    html = notice(announcement.reply, mentions=announcement.mentions)["formatted_body"]
+    html = notice(announcement.reply, mentions={u: u for u in announcement.mentions})[
+        "formatted_body"
+    ]
     assert 'evil.example">' not in html and "<b>now</b>" not in html
     assert "&lt;a href=&quot;https://evil.example&quot;&gt;click&lt;/a&gt; &amp;" in html
 

@@ -21,6 +21,7 @@ from nio import (
     RoomGetStateResponse,
     RoomInviteResponse,
     RoomKickResponse,
+    RoomLeaveResponse,
     RoomPreset,
     RoomSendResponse,
     UploadResponse,
@@ -296,3 +297,9 @@ async def kick(client: AsyncClient, message: outbox.PendingMessage) -> Outcome:
         return Done("")
     response = await client.room_kick(message.room_id, user, message.content.get("reason") or None)
     return Done("") if isinstance(response, RoomKickResponse) else response
+
+
+async def leave(client: AsyncClient, message: outbox.PendingMessage) -> Outcome:
+    """The bot leaves the row's room (a direct chat it turned away); safe to repeat."""
+    response = await client.room_leave(message.room_id)
+    return Done("") if isinstance(response, RoomLeaveResponse) else response

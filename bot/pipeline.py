@@ -32,21 +32,24 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.audience import Audience
 from bot.clear_relations import relation_matches
+from bot.direct import DIRECT_COMMANDS, elsewhere, is_direct, turned_away
 from bot.render import (
     CREATE_ROOM,
     KICK,
+    LEAVE,
     MESSAGE,
     REACTION,
     UPLOAD,
     edit,
     file_request,
     membership_request,
+    merged,
     notice,
     reaction,
     room_request,
 )
 from commands import Context, Dispatcher
-from commands.dispatcher import Dispatched, Outcome
+from commands.dispatcher import UNKNOWN, Dispatched, Outcome
 from commands.measure_views import reacted
 from commands.membership_views import uncleared_warning
 from commands.replies import Announcement, Reply, RoomKey, Severity
@@ -124,6 +127,7 @@ class Pipeline:
         if isinstance(event, RoomMemberEvent):
             return await self._run_membership(room_id, event)
         command = self._command_text(event)
+        edit = None if command is not None else self._edit(event)
         signal = command is None and _is_signal(event, self.own_user_id)
         if signal and await self._known(room_id):
             await self._run_signal(room_id, event)
@@ -131,11 +135,15 @@ class Pipeline:
         undecryptable = (
             event if isinstance(event, MegolmEvent) and event.sender != self.own_user_id else None
         )
-        if (command is not None or undecryptable) and not await self._known(room_id):
+        asks = command is not None or edit is not None or undecryptable
+        if asks and not await self._known(room_id):
             log.warning("ignoring event from an unknown room", extra=_ctx(room_id, event))
             return False
         if command is not None:
             await self._run_command(room_id, event, command)
+            return True
+        if edit is not None:
+            await self._run_edit(room_id, event, *edit)
             return True
         if undecryptable is None:
             return False
@@ -260,11 +268,39 @@ class Pipeline:
         return True
 
     async def _known(self, room_id: str) -> bool:
-        """Configured rooms, and the dossier rooms the bot created."""
-        if self.rooms.known(room_id):
+        """Configured rooms, the dossier rooms the bot created, and direct chats."""
+        if self.rooms.known(room_id) or self._direct(room_id):
             return True
         async with self.db.transaction() as session:
             return await self.workflow(session).dossiers.for_room(room_id) is not None
+
+    def _direct(self, room_id: str) -> bool:
+        return not self.rooms.known(room_id) and is_direct(
+            self.audience.rooms(room_id), self.own_user_id
+        )
+
+    async def _in_direct_chat(self, room_id: str, body: str, ctx: Context) -> Dispatched | None:
+        """In a direct chat, a command that is no read is refused (audited) and pointed to
+        the coordination room; None for any other command, or any other room."""
+        if not self._direct(room_id) or await ctx.workflow.dossiers.for_room(room_id):
+            return None
+        name = self.dispatcher.command_name(body)
+        if name == UNKNOWN or name in DIRECT_COMMANDS:
+            return None
+        why = "not in a direct chat; use the coordination room"
+        await ctx.workflow.refuse(ctx.actor, name, f"command:{name}", ctx.event_id, why)
+        coordination = self.rooms.by_key[RoomKey.COORDINATION]
+        return Dispatched(elsewhere(self.prefix, name, coordination), name, Outcome.REFUSED)
+
+    async def turn_away(self, session: AsyncSession, room_id: str, user: str) -> None:
+        """A user without a role who opened a direct chat: one line, then the bot leaves.
+        Mentioning the user makes the sender wait until the bot sees them in the room."""
+        line = turned_away(self.rooms.by_key[RoomKey.COORDINATION])
+        rows = [
+            Row(room_id, MESSAGE, notice(line, mentions=(user,))),
+            Row(room_id, LEAVE, membership_request(self.own_user_id)),
+        ]
+        await self._write(session, f"turn-away:{room_id}", rows)
 
     def _command_text(self, event: Event) -> str | None:
         if not isinstance(event, RoomMessageText) or event.sender == self.own_user_id:
@@ -273,41 +309,142 @@ class Pipeline:
         if content.get("msgtype") != "m.text":
             return None
         if content.get("m.relates_to", {}).get("rel_type") == "m.replace":
-            return None  # an edit of an earlier command is never run a second time
-        body = _REPLY_FALLBACK.sub("", event.body).strip()
+            return None  # an edit: see `_edit`
+        return self._command_in(event.body)
+
+    def _command_in(self, text: str) -> str | None:
+        body = _REPLY_FALLBACK.sub("", text).strip()
         return body if self.dispatcher.is_command(body) else None
 
+    def _edit(self, event: Event) -> tuple[str, str] | None:
+        """(the edited event, the new command) for an edit that reads as a command. In an
+        encrypted room the relation counts only if the homeserver sees the same one."""
+        if not isinstance(event, RoomMessageText) or event.sender == self.own_user_id:
+            return None
+        content: dict[str, Any] = event.source.get("content", {})
+        relates = content.get("m.relates_to") or {}
+        new = content.get("m.new_content")
+        if relates.get("rel_type") != "m.replace" or not isinstance(new, dict):
+            return None
+        original, text = relates.get("event_id"), new.get("body")
+        if new.get("msgtype") != "m.text" or not isinstance(original, str):
+            return None
+        if not isinstance(text, str) or not relation_matches(event):
+            return None
+        body = self._command_in(text)
+        return None if body is None else (original, body)
+
     async def _run_command(self, room_id: str, event: RoomMessageText, body: str) -> None:
+        thread = _thread_root(event)
+
+        async def work(session: AsyncSession, workflow: Workflow) -> Dispatched:
+            dispatched = await self._dispatch(
+                session, workflow, room_id, event, body, event.event_id, thread
+            )
+            command = runtime.CommandEvent(
+                event.event_id, room_id, event.sender, settled(dispatched.outcome), thread
+            )
+            await runtime.record_command(session, command, workflow.now)
+            return dispatched
+
+        await self._counted(room_id, event, body, work)
+
+    async def _run_edit(
+        self, room_id: str, event: RoomMessageText, original_id: str, body: str
+    ) -> None:
+        """An edit of the sender's own command in this room: run if the command failed to
+        parse (how Element users fix a typo), else answered "already done". The command's
+        row changes in the edit's own transaction, so a second edit or a replayed one never
+        runs it twice. An edit of anything else is ignored like any other message."""
+
+        async def work(session: AsyncSession, workflow: Workflow) -> Dispatched | None:
+            original = await runtime.command_event(session, original_id)
+            if original is None or (original.sender, original.room_id) != (event.sender, room_id):
+                return None
+            if original.state != runtime.OPEN:
+                reply = already(original.state, self.prefix)
+                await self._enqueue(
+                    session,
+                    room_id,
+                    event.event_id,
+                    reply,
+                    event.sender,
+                    reply_to=original_id,
+                    thread=original.thread_root,
+                )
+                return None
+            dispatched = await self._dispatch(
+                session, workflow, room_id, event, body, original_id, original.thread_root
+            )
+            if dispatched.outcome is not Outcome.USAGE_ERROR:
+                await runtime.settle_command(session, original_id, settled(dispatched.outcome))
+            return dispatched
+
+        await self._counted(room_id, event, body, work)
+
+    async def _dispatch(
+        self,
+        session: AsyncSession,
+        workflow: Workflow,
+        room_id: str,
+        event: RoomMessageText,
+        body: str,
+        reply_to: str,
+        thread: str | None,
+    ) -> Dispatched:
+        # Before the command, so what it looks up for a room that may not read it is no
+        # read; _enqueue asks again after it (cached unless the command changed a role).
+        if self.audience.knows(room_id):
+            workflow.room_may_read = (await self.audience.verdict(session, room_id)).allows
+        ctx = Context(
+            actor=event.sender,
+            roles=await workflow.roles_of(event.sender),
+            room_id=room_id,
+            event_id=event.event_id,
+            now=workflow.now,
+            tz=self.tz,
+            prefix=self.prefix,
+            workflow=workflow,
+        )
+        dispatched = await self._in_direct_chat(room_id, body, ctx)
+        if dispatched is None:
+            dispatched = await self.dispatcher.run(body, ctx)
+        await self._enqueue(
+            session,
+            room_id,
+            event.event_id,
+            dispatched.reply,
+            event.sender,
+            reply_to=reply_to,
+            thread=thread,
+        )
+        return dispatched
+
+    async def _counted(
+        self,
+        room_id: str,
+        event: RoomMessageText,
+        body: str,
+        work: Callable[[AsyncSession, Workflow], Awaitable[Dispatched | None]],
+    ) -> None:
+        """Runs a command's work once, then counts it for the metrics."""
         started = time.perf_counter()
         dispatched: list[Dispatched] = []
 
-        async def work(session: AsyncSession, workflow: Workflow) -> None:
-            # Before the command, so what it looks up for a room that may not read it is no
-            # read; _enqueue asks again after it (cached unless the command changed a role).
-            if self.audience.knows(room_id):
-                workflow.room_may_read = (await self.audience.verdict(session, room_id)).allows
-            ctx = Context(
-                actor=event.sender,
-                roles=await workflow.roles_of(event.sender),
-                room_id=room_id,
-                event_id=event.event_id,
-                now=workflow.now,
-                tz=self.tz,
-                prefix=self.prefix,
-                workflow=workflow,
-            )
-            dispatched.append(await self.dispatcher.run(body, ctx))
-            reply = dispatched[-1].reply
-            await self._enqueue(session, room_id, event.event_id, reply, event.sender)
+        async def counting(session: AsyncSession, workflow: Workflow) -> None:
+            ran = await work(session, workflow)
+            if ran is not None:
+                dispatched.append(ran)
 
-        handled = await self._once(room_id, event, work, answer_failure=True)
+        handled = await self._once(room_id, event, counting, answer_failure=True)
         # Counted once the outcome is committed, so a redo after a crash or an outage is not
         # counted twice (a crash between the commit and this line loses one count).
         if self.on_command is None or handled is Handled.SKIPPED:
             return
         elapsed = time.perf_counter() - started
         if handled is Handled.DONE:
-            self.on_command(dispatched[-1].command, dispatched[-1].outcome, elapsed)
+            if dispatched:
+                self.on_command(dispatched[-1].command, dispatched[-1].outcome, elapsed)
         else:
             self.on_command(self.dispatcher.command_name(body), Outcome.INTERNAL_ERROR, elapsed)
 
@@ -350,31 +487,50 @@ class Pipeline:
         return self.rooms.by_key[RoomKey(room)] if room in ROOM_KEYS else room
 
     async def _enqueue(
-        self, session: AsyncSession, room_id: str, cause: str, reply: Reply, actor: str = ""
+        self,
+        session: AsyncSession,
+        room_id: str,
+        cause: str,
+        reply: Reply,
+        actor: str = "",
+        *,
+        reply_to: str | None = None,
+        thread: str | None = None,
     ) -> None:
         """The reply, its announcements, files and room request, in the order they must
         happen; the sender turns the two `aegis.*` kinds into uploads and room creation.
+        The reply answers `reply_to` (the cause unless said otherwise), in `thread` if the
+        command was typed in one; an announcement to the same room joins it (`_merged`).
 
         An answer carrying personal data into a room that may not read it is withheld (the
         requester is told who is not cleared, and it is audited); its files with it. What
         passes is checked again by the sender just before it goes out."""
+        answers = reply_to or cause
         carries = reply.carries
         check: dict[str, Any] | None = None
         if carries is not None:
-            check = {"carries": str(carries), "reply_to": cause, "actor": actor}
+            check = {"carries": str(carries), "reply_to": answers, "actor": actor}
+            if thread:
+                check["thread"] = thread
             if self.audience.knows(room_id):
                 verdict = await self.audience.verdict(session, room_id)
                 if not verdict.allows(carries):
                     shown = await self.audience.withhold(session, verdict, carries, actor, cause)
                     reply = dataclasses.replace(shown, also=reply.also, room=reply.room)
                     check = None
-        rows: list[Row] = [Row(room_id, MESSAGE, notice(reply, in_reply_to=cause), audience=check)]
-        rows += await self._announcements_rows(session, cause, reply.also)
+        answer = notice(reply, in_reply_to=answers, thread_root=thread)
+        rows: list[Row] = [Row(room_id, MESSAGE, answer, audience=check)]
+        for announcement, posted in await self._announcement_groups(session, cause, reply.also):
+            joined = _merged(rows[0], announcement, posted)
+            if joined is None:
+                rows += posted
+            else:
+                rows[0] = joined
         # A file goes or stays with the answer it belongs to.
         files = None if check is None else {**check, "file": True}
         for attachment in reply.attachments:
             rows.append(
-                Row(room_id, UPLOAD, file_request(attachment, in_reply_to=cause), audience=files)
+                Row(room_id, UPLOAD, file_request(attachment, in_reply_to=answers), audience=files)
             )
         if reply.room is not None:
             rows.append(Row(room_id, CREATE_ROOM, room_request(reply.room)))
@@ -391,17 +547,25 @@ class Pipeline:
     async def _announcements_rows(
         self, session: AsyncSession, cause: str, announcements: tuple[Announcement, ...]
     ) -> list[Row]:
-        """The same notice for the same room is posted once, e.g. when the proposer's room
-        is the coordination room that is told anyway."""
-        rows: list[Row] = []
+        groups = await self._announcement_groups(session, cause, announcements)
+        return [row for _, rows in groups for row in rows]
+
+    async def _announcement_groups(
+        self, session: AsyncSession, cause: str, announcements: tuple[Announcement, ...]
+    ) -> list[tuple[Announcement, list[Row]]]:
+        """Each announcement with its rows. The same notice for the same room is posted
+        once, e.g. when the proposer's room is the coordination room that is told anyway."""
+        groups: list[tuple[Announcement, list[Row]]] = []
         seen: list[tuple[str, Reply]] = []
         for announcement in announcements:
             key = (self._room(announcement.room), announcement.reply)
             if announcement.replaces is None and key in seen:
                 continue
             seen.append(key)
-            rows += await self._announcement_rows(session, cause, announcement)
-        return rows
+            groups.append(
+                (announcement, await self._announcement_rows(session, cause, announcement))
+            )
+        return groups
 
     async def _announcement_rows(
         self, session: AsyncSession, cause: str, announcement: Announcement
@@ -482,6 +646,61 @@ class Row:
 ROOM_KEYS = frozenset(key.value for key in RoomKey)
 
 
+def settled(outcome: Outcome) -> str:
+    """What an edit of a command that ended so may do: only a usage error stays open."""
+    if outcome is Outcome.USAGE_ERROR:
+        return runtime.OPEN
+    return runtime.DONE if outcome is Outcome.OK else runtime.ANSWERED
+
+
+def already(state: str, prefix: str) -> Reply:
+    """The answer to an edit of a command that was handled for good."""
+    what = "Already done" if state == runtime.DONE else "Already answered"
+    return Reply(
+        f"{what}; send a new command",
+        Severity.WARNING,
+        lines=(f"An edited {prefix}command is run only if the original could not be read.",),
+    )
+
+
+def _merged(first: Row, announcement: Announcement, posted: list[Row]) -> Row | None:
+    """The reply with an announcement for the same room, as one message; None where that
+    is not safe. An announcement with a `ref` keeps its own event: later events find it by
+    that name (reactions counted on a prompt, an acknowledgement, an edit on decision), and
+    a reaction on a merged message would land on the reply. Edits and thread posts are no
+    new message, and an announcement with files keeps them after its own text.
+
+    The merged row is checked again by the sender like the reply (`keep` is what of the
+    announcement still goes out if the reply is withheld: itself if it carries nothing,
+    else its brief), or, for a reply that carries nothing, like the announcement (its
+    brief then includes the reply). Parts that carry different data stay apart."""
+    if announcement.ref or announcement.replaces or announcement.thread or len(posted) != 1:
+        return None
+    row, mine = posted[0], first.audience
+    if row.room_id != first.room_id or row.kind != MESSAGE or row.ref is not None:
+        return None
+    theirs = row.audience
+    audience: dict[str, Any] | None
+    if theirs is None:
+        audience = None if mine is None else _keeping(mine, row.content)
+    elif mine is None:
+        brief = theirs["brief"]
+        whole = first.content if brief is None else merged(first.content, brief)
+        audience = {"carries": theirs["carries"], "brief": whole}
+    elif "reply_to" in mine and mine["carries"] == theirs["carries"]:
+        audience = _keeping(mine, theirs["brief"])
+    else:
+        return None
+    return Row(first.room_id, MESSAGE, merged(first.content, row.content), audience=audience)
+
+
+def _keeping(check: dict[str, Any], part: dict[str, Any] | None) -> dict[str, Any]:
+    if part is None:
+        return check
+    kept = check.get("keep")
+    return {**check, "keep": part if kept is None else merged(kept, part)}
+
+
 def failure_reply(ref: str) -> Reply:
     return Reply(
         f"Internal error, reference {ref}.",
@@ -509,6 +728,13 @@ def membership_episode(event_id: str, source: dict[str, Any]) -> str:
     if membership == "join" and previous == "invite" and isinstance(replaces, str):
         return replaces
     return event_id
+
+
+def _thread_root(event: Event) -> str | None:
+    """The thread a command was typed in, from the (decrypted) content: its answer goes
+    there. Where an answer appears is no vote, so the clear relation is not compared."""
+    rel_type, root = _relation(event)
+    return root if rel_type == "m.thread" and root else None
 
 
 def _relation(event: Event) -> tuple[str, str]:

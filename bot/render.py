@@ -18,6 +18,7 @@ UPLOAD = "aegis.upload"
 CREATE_ROOM = "aegis.create_room"
 INVITE = "aegis.invite"
 KICK = "aegis.kick"
+LEAVE = "aegis.leave"
 
 MARKS = {
     Severity.INFO: "",
@@ -56,8 +57,11 @@ def notice(
     in_reply_to: str | None = None,
     mentions: tuple[str, ...] = (),
     thread_of: str | None = None,
+    thread_root: str | None = None,
 ) -> dict[str, Any]:
-    """`thread_of` names (see `placeholder`) the message whose thread this notice goes in."""
+    """`thread_of` names (see `placeholder`) the message whose thread this notice goes in;
+    `thread_root` is the event ID of a thread the command was typed in: the answer goes in
+    that thread, and clients without threads show it as a reply to the command."""
     body, html = to_plain(reply), to_html(reply)
     if mentions:
         body = " ".join(mentions) + "\n" + body
@@ -74,6 +78,13 @@ def notice(
     }
     if in_reply_to:
         content["m.relates_to"] = {"m.in_reply_to": {"event_id": in_reply_to}}
+    if thread_root:
+        content["m.relates_to"] = {
+            "rel_type": "m.thread",
+            "event_id": thread_root,
+            "is_falling_back": True,
+            "m.in_reply_to": {"event_id": in_reply_to or thread_root},
+        }
     if thread_of:
         root = placeholder(thread_of)
         content["m.relates_to"] = {
@@ -84,6 +95,21 @@ def notice(
             "m.in_reply_to": {"event_id": root},
         }
     return content
+
+
+def merged(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
+    """Two notices for one room as one message: the first's relation (the reply to the
+    command) stays, the texts follow each other and everyone mentioned by either is."""
+    users = [
+        *first.get("m.mentions", {}).get("user_ids", []),
+        *second.get("m.mentions", {}).get("user_ids", []),
+    ]
+    return {
+        **first,
+        "body": first["body"] + "\n\n" + second["body"],
+        "formatted_body": first["formatted_body"] + second["formatted_body"],
+        "m.mentions": {"user_ids": list(dict.fromkeys(users))} if users else {},
+    }
 
 
 def placeholder(ref: str) -> dict[str, str]:

@@ -1,0 +1,268 @@
+"""Answers where people are, on a real database without a homeserver: in the thread a
+command was typed in, once for an edit that fixes a typo, as one message when a reply and
+an announcement go to the same room, and in a direct chat."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from nio import RoomMessageText
+from sqlalchemy import text
+
+from bot.pipeline import Pipeline
+from commands import Announcement, Context, Reply, command
+from commands.replies import RoomKey
+from config import Role
+from storage import outbox
+from storage.db import Database
+from tests.support.pipeline import pipeline_for
+from tests.support.rooms import FakeRoom, rooms_with
+from workflow import AccessPolicy
+from workflow.access import Data
+
+ROOM = "!coordination"
+DIRECT = "!direct"
+GROUP = "!group"
+ALICE = "@alice:aegis.test"
+BOB = "@bob:aegis.test"
+BOT = "@aegis:aegis.test"
+
+
+@command("count", help="Counts to a number; a test command that writes.")
+async def count(ctx: Context, upto: int) -> Reply:
+    await ctx.workflow.audit(ctx.actor, "counted", str(upto), ctx.event_id)
+    return Reply(f"counted to {upto}")
+
+
+@command("tell", help="Answers and tells coordination; a test command.")
+async def tell(ctx: Context, ref: str = "") -> Reply:
+    told = Announcement(
+        RoomKey.COORDINATION,
+        Reply("told coordination"),
+        ref=ref or None,
+        reactions=("✅",) if ref else (),
+    )
+    return Reply("answered", also=(told,))
+
+
+@command("tell-secret", help="Answers and tells coordination what only liaisons read.")
+async def tell_secret(ctx: Context) -> Reply:
+    told = Announcement(
+        RoomKey.COORDINATION,
+        Reply("secret for coordination", carries=Data.DOSSIER),
+        brief=Reply("something changed"),
+    )
+    return Reply("answered", also=(told,), carries=Data.DOSSIER)
+
+
+@pytest.fixture
+def pipeline(database: Database) -> Pipeline:
+    rooms = {key: f"!{key.value}" for key in RoomKey}
+    access = AccessPolicy(
+        {ALICE: frozenset({Role.LIAISON}), BOB: frozenset({Role.LIAISON})},
+        frozenset(),
+        "aegis.test",
+    )
+    state = rooms_with(rooms.values(), ALICE, BOB, BOT)
+    state[DIRECT] = FakeRoom().join(ALICE, BOT)
+    state[GROUP] = FakeRoom().join(ALICE, BOB, BOT)
+    return pipeline_for(database, __name__, access, rooms, state, BOT)
+
+
+def message(event_id: str, body: str, sender: str = ALICE, **extra: Any) -> RoomMessageText:
+    return RoomMessageText.from_dict(
+        {
+            "event_id": event_id,
+            "sender": sender,
+            "origin_server_ts": 1,
+            "type": "m.room.message",
+            "content": {"msgtype": "m.text", "body": body, **extra},
+        }
+    )
+
+
+def edit_of(original: str, event_id: str, body: str, sender: str = ALICE) -> RoomMessageText:
+    relation = {"rel_type": "m.replace", "event_id": original}
+    new = {"msgtype": "m.text", "body": body}
+    return message(
+        event_id, f"* {body}", sender, **{"m.new_content": new, "m.relates_to": relation}
+    )
+
+
+async def posted(db: Database) -> list[outbox.PendingMessage]:
+    async with db.transaction() as s:
+        return await outbox.pending(s)
+
+
+async def bodies(db: Database) -> list[str]:
+    return [m.content["body"] for m in await posted(db)]
+
+
+async def counted(db: Database) -> int:
+    async with db.transaction() as s:
+        query = text("SELECT count(*) FROM audit_log WHERE action = 'counted'")
+        return int((await s.execute(query)).scalar() or 0)
+
+
+# ---------------------------------------------------------------------------- threads
+
+
+async def test_a_command_in_a_thread_is_answered_in_that_thread(
+    pipeline: Pipeline, database: Database
+) -> None:
+    in_thread = {"m.relates_to": {"rel_type": "m.thread", "event_id": "$root"}}
+    await pipeline.handle(ROOM, message("$1", "!ping", **in_thread))
+    [reply] = await posted(database)
+    assert reply.content["body"].startswith("pong")
+    assert reply.content["m.relates_to"] == {
+        "rel_type": "m.thread",
+        "event_id": "$root",
+        "is_falling_back": True,
+        "m.in_reply_to": {"event_id": "$1"},
+    }
+
+
+async def test_a_withheld_answer_stays_in_its_thread(
+    pipeline: Pipeline, database: Database
+) -> None:
+    in_thread = {"m.relates_to": {"rel_type": "m.thread", "event_id": "$root"}}
+    await pipeline.handle(ROOM, message("$1", "!tell-secret", **in_thread))
+    [reply] = await posted(database)
+    assert reply.audience is not None and reply.audience["thread"] == "$root"
+
+
+# ---------------------------------------------------------------------------- edits
+
+
+async def test_an_edit_fixing_a_typo_runs_once(pipeline: Pipeline, database: Database) -> None:
+    await pipeline.handle(ROOM, message("$1", "!count three"))
+    fixed = edit_of("$1", "$2", "!count 3")
+    await pipeline.handle(ROOM, fixed)
+    await pipeline.handle(ROOM, fixed)  # replayed
+    await pipeline.handle(ROOM, edit_of("$1", "$3", "!count 4"))  # edited again
+    assert await counted(database) == 1
+    usage, done, again = await posted(database)
+    assert "not a whole number" in usage.content["body"]
+    assert done.content["body"] == "counted to 3"
+    assert done.content["m.relates_to"] == {"m.in_reply_to": {"event_id": "$1"}}
+    assert again.content["body"].startswith("⚠️ Already done; send a new command")
+
+
+async def test_an_edit_that_still_fails_to_parse_leaves_the_command_open(
+    pipeline: Pipeline, database: Database
+) -> None:
+    await pipeline.handle(ROOM, message("$1", "!count three"))
+    await pipeline.handle(ROOM, edit_of("$1", "$2", "!count drei"))
+    await pipeline.handle(ROOM, edit_of("$1", "$3", "!count 3"))
+    assert await counted(database) == 1
+    assert (await bodies(database))[-1] == "counted to 3"
+
+
+async def test_an_edit_of_a_command_that_took_effect_is_answered_already_done(
+    pipeline: Pipeline, database: Database
+) -> None:
+    await pipeline.handle(ROOM, message("$1", "!count 3"))
+    await pipeline.handle(ROOM, edit_of("$1", "$2", "!count 4"))
+    assert await counted(database) == 1
+    assert (await bodies(database))[-1].startswith("⚠️ Already done; send a new command")
+
+
+async def test_edits_of_others_and_of_non_commands_are_ignored(
+    pipeline: Pipeline, database: Database
+) -> None:
+    await pipeline.handle(ROOM, message("$1", "!count three"))
+    await pipeline.handle(ROOM, edit_of("$1", "$2", "!count 3", sender=BOB))
+    await pipeline.handle(ROOM, message("$3", "hello"))
+    await pipeline.handle(ROOM, edit_of("$3", "$4", "!count 3"))
+    assert await counted(database) == 0
+    assert len(await posted(database)) == 1  # the usage error, nothing more
+
+
+async def test_an_edit_in_a_thread_is_answered_in_the_thread(
+    pipeline: Pipeline, database: Database
+) -> None:
+    in_thread = {"m.relates_to": {"rel_type": "m.thread", "event_id": "$root"}}
+    await pipeline.handle(ROOM, message("$1", "!count three", **in_thread))
+    await pipeline.handle(ROOM, edit_of("$1", "$2", "!count 3"))
+    fixed = (await posted(database))[-1]
+    assert fixed.content["m.relates_to"]["event_id"] == "$root"
+    assert fixed.content["m.relates_to"]["m.in_reply_to"] == {"event_id": "$1"}
+
+
+# ---------------------------------------------------------------------------- merged
+
+
+async def test_a_reply_and_an_announcement_to_its_room_are_one_message(
+    pipeline: Pipeline, database: Database
+) -> None:
+    await pipeline.handle(ROOM, message("$1", "!tell"))
+    [one] = await posted(database)
+    assert one.content["body"] == "answered\n\ntold coordination"
+    assert one.content["m.relates_to"] == {"m.in_reply_to": {"event_id": "$1"}}
+
+
+async def test_an_announcement_for_reactions_keeps_its_own_message(
+    pipeline: Pipeline, database: Database
+) -> None:
+    await pipeline.handle(ROOM, message("$1", "!tell prompt:1"))
+    reply, prompt, reaction = await posted(database)
+    assert reply.content["body"] == "answered"
+    assert prompt.ref == "prompt:1" and prompt.content["body"] == "told coordination"
+    assert reaction.event_type == "m.reaction"
+
+
+async def test_an_announcement_elsewhere_is_not_merged(
+    pipeline: Pipeline, database: Database
+) -> None:
+    await pipeline.handle("!operations", message("$1", "!tell"))
+    reply, told = await posted(database)
+    assert (reply.room_id, told.room_id) == ("!operations", ROOM)
+
+
+async def test_a_merged_message_keeps_the_announcements_brief_if_withheld(
+    pipeline: Pipeline, database: Database
+) -> None:
+    await pipeline.handle(ROOM, message("$1", "!tell-secret"))
+    [one] = await posted(database)
+    assert one.content["body"] == "answered\n\nsecret for coordination"
+    assert one.audience is not None
+    assert one.audience["reply_to"] == "$1"
+    assert one.audience["keep"]["body"] == "something changed"
+
+
+# ---------------------------------------------------------------------------- direct chats
+
+
+async def test_a_direct_chat_answers_reads(pipeline: Pipeline, database: Database) -> None:
+    assert await pipeline.handle(DIRECT, message("$1", "!ping"))
+    [reply] = await posted(database)
+    assert reply.room_id == DIRECT and reply.content["body"].startswith("pong")
+
+
+async def test_a_direct_chat_points_writes_to_coordination_and_audits(
+    pipeline: Pipeline, database: Database
+) -> None:
+    await pipeline.handle(DIRECT, message("$1", "!count 3"))
+    [reply] = await posted(database)
+    assert reply.content["body"].startswith("⚠️ Use !count in the coordination room")
+    assert await counted(database) == 0
+    async with database.transaction() as s:
+        query = text("SELECT count(*) FROM audit_log WHERE action = 'refused:count'")
+        assert (await s.execute(query)).scalar() == 1
+
+
+async def test_a_room_of_three_is_no_direct_chat(pipeline: Pipeline, database: Database) -> None:
+    assert not await pipeline.handle(GROUP, message("$1", "!ping"))
+    assert await posted(database) == []
+
+
+async def test_a_user_without_a_role_is_told_once_where_aegis_works(
+    pipeline: Pipeline, database: Database
+) -> None:
+    async with database.transaction() as session:
+        await pipeline.turn_away(session, DIRECT, "@eve:aegis.test")
+    line, leave = await posted(database)
+    assert line.room_id == DIRECT and "coordination room" in line.content["body"]
+    assert line.content["m.mentions"] == {"user_ids": ["@eve:aegis.test"]}
+    assert leave.event_type == "aegis.leave" and leave.room_id == DIRECT

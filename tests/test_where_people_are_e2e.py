@@ -171,8 +171,8 @@ async def test_a_dossier_room_scopes_listings_and_hears_level_changes(
     everywhere = await ask(world.alice, room, "!measure list status=all")
     assert ours in everywhere and other in everywhere, everywhere
 
-    await ask(world.alice, room, f"!threat log {ours} level=2 source=OCAD calm so far")
-    changed = await ask(world.alice, dossier_room, "!threat log level=3 source=OCAD crowd expected")
+    await ask(world.alice, room, f"!threat log {ours} level=1 source=OCAD calm so far")
+    changed = await ask(world.alice, dossier_room, "!threat log level=2 source=OCAD crowd expected")
     # The answer and the room's announcement of the change are one message.
     assert f"{ours}: threat level" in changed
     assert f"Threat level of {ours} changed" in changed, changed

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import hashlib
+import json
 import logging
 import re
 import secrets
@@ -65,6 +66,10 @@ log = logging.getLogger(__name__)
 # Errors that mean the database is unreachable, not that the command is wrong: the event
 # must be retried later, not answered with "internal error".
 INFRASTRUCTURE_ERRORS = (OperationalError, InterfaceError, DisconnectionError, OSError)
+
+# A merged message stays well under the homeserver's event size limit: an answer split into
+# parts because it is long (an agenda) keeps its parts apart.
+MERGED_BYTES = 16_000
 
 _REPLY_FALLBACK = re.compile(r"\A(?:> .*\n)+\n", re.MULTILINE)
 
@@ -673,7 +678,8 @@ def _merged(first: Row, announcement: Announcement, posted: list[Row]) -> Row | 
     The merged row is checked again by the sender like the reply (`keep` is what of the
     announcement still goes out if the reply is withheld: itself if it carries nothing,
     else its brief), or, for a reply that carries nothing, like the announcement (its
-    brief then includes the reply). Parts that carry different data stay apart."""
+    brief then includes the reply). Parts that carry different data stay apart, and so do
+    parts that together would be long (MERGED_BYTES)."""
     if announcement.ref or announcement.replaces or announcement.thread or len(posted) != 1:
         return None
     row, mine = posted[0], first.audience
@@ -691,7 +697,10 @@ def _merged(first: Row, announcement: Announcement, posted: list[Row]) -> Row | 
         audience = _keeping(mine, theirs["brief"])
     else:
         return None
-    return Row(first.room_id, MESSAGE, merged(first.content, row.content), audience=audience)
+    content = merged(first.content, row.content)
+    if len(json.dumps(content, ensure_ascii=False).encode()) > MERGED_BYTES:
+        return None
+    return Row(first.room_id, MESSAGE, content, audience=audience)
 
 
 def _keeping(check: dict[str, Any], part: dict[str, Any] | None) -> dict[str, Any]:

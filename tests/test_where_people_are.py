@@ -4,19 +4,22 @@ an announcement go to the same room, and in a direct chat."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
-from nio import RoomMessageText
+from nio import RoomMessageText, RoomSendResponse
 from sqlalchemy import text
 
+from bot.backoff import Backoff
 from bot.pipeline import Pipeline
+from bot.sender import Sender
 from commands import Announcement, Context, Reply, command
 from commands.replies import RoomKey
 from config import Role
 from storage import outbox
 from storage.db import Database
-from tests.support.pipeline import pipeline_for
+from tests.support.pipeline import FixedClock, pipeline_for
 from tests.support.rooms import FakeRoom, rooms_with
 from workflow import AccessPolicy
 from workflow.access import Data
@@ -57,16 +60,21 @@ async def tell_secret(ctx: Context) -> Reply:
 
 
 @pytest.fixture
-def pipeline(database: Database) -> Pipeline:
+def state() -> dict[str, FakeRoom]:
+    found = rooms_with([f"!{key.value}" for key in RoomKey], ALICE, BOB, BOT)
+    found[DIRECT] = FakeRoom().join(ALICE, BOT)
+    found[GROUP] = FakeRoom().join(ALICE, BOB, BOT)
+    return found
+
+
+@pytest.fixture
+def pipeline(database: Database, state: dict[str, FakeRoom]) -> Pipeline:
     rooms = {key: f"!{key.value}" for key in RoomKey}
     access = AccessPolicy(
         {ALICE: frozenset({Role.LIAISON}), BOB: frozenset({Role.LIAISON})},
         frozenset(),
         "aegis.test",
     )
-    state = rooms_with(rooms.values(), ALICE, BOB, BOT)
-    state[DIRECT] = FakeRoom().join(ALICE, BOT)
-    state[GROUP] = FakeRoom().join(ALICE, BOB, BOT)
     return pipeline_for(database, __name__, access, rooms, state, BOT)
 
 
@@ -266,3 +274,46 @@ async def test_a_user_without_a_role_is_told_once_where_aegis_works(
     assert line.room_id == DIRECT and "coordination room" in line.content["body"]
     assert line.content["m.mentions"] == {"user_ids": ["@eve:aegis.test"]}
     assert leave.event_type == "aegis.leave" and leave.room_id == DIRECT
+
+
+@command("tell-long", help="Answers at length and tells coordination the rest.")
+async def tell_long(ctx: Context) -> Reply:
+    rest = Announcement(RoomKey.COORDINATION, Reply("part 2/2", lines=("x" * 9_000,)))
+    return Reply("part 1/2", lines=("y" * 9_000,), also=(rest,))
+
+
+async def test_long_parts_are_not_merged(pipeline: Pipeline, database: Database) -> None:
+    await pipeline.handle(ROOM, message("$1", "!tell-long"))
+    first, second = await posted(database)
+    assert first.content["body"].startswith("part 1/2")
+    assert second.content["body"].startswith("part 2/2")
+
+
+class Homeserver:
+    """Takes every message; remembers what it was sent."""
+
+    def __init__(self, rooms: dict[str, FakeRoom]) -> None:
+        self.rooms = rooms
+        self.sent: list[dict[str, Any]] = []
+
+    async def room_send(self, room_id: str, _type: str, content: dict[str, Any], **_: Any) -> Any:
+        self.sent.append(content)
+        return RoomSendResponse(f"$sent{len(self.sent)}", room_id)
+
+
+async def test_a_merged_answer_withheld_at_sending_keeps_the_brief_and_its_thread(
+    pipeline: Pipeline, database: Database, state: dict[str, FakeRoom]
+) -> None:
+    in_thread = {"m.relates_to": {"rel_type": "m.thread", "event_id": "$root"}}
+    await pipeline.handle(ROOM, message("$1", "!tell-secret", **in_thread))
+    state[ROOM].invite("@eve:aegis.test")  # joined since: may not read it
+    server = Homeserver(state)
+    sender = Sender(server, database, FixedClock(), asyncio.Event(), pipeline.audience)  # type: ignore[arg-type]
+    [row] = await posted(database)
+    await sender._deliver(row, Backoff(first=0.01, cap=0.01))
+    await sender._settle_marks()
+    [sent] = server.sent
+    assert "secret" not in sent["body"]
+    assert sent["body"].startswith("⚠️ Withheld") and sent["body"].endswith("something changed")
+    assert sent["m.relates_to"]["event_id"] == "$root"
+    assert sent["m.relates_to"]["m.in_reply_to"] == {"event_id": "$1"}

@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import enum
 import hashlib
-import json
 import logging
 import re
 import secrets
@@ -34,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.audience import Audience
 from bot.clear_relations import relation_matches
 from bot.direct import DIRECT_COMMANDS, elsewhere, is_direct, turned_away
+from bot.edits import already, settled
 from bot.render import (
     CREATE_ROOM,
     KICK,
@@ -44,11 +44,11 @@ from bot.render import (
     edit,
     file_request,
     membership_request,
-    merged,
     notice,
     reaction,
     room_request,
 )
+from bot.rows import Row, merged_row
 from commands import Context, Dispatcher
 from commands.dispatcher import UNKNOWN, Dispatched, Outcome
 from commands.measure_views import reacted
@@ -66,10 +66,6 @@ log = logging.getLogger(__name__)
 # Errors that mean the database is unreachable, not that the command is wrong: the event
 # must be retried later, not answered with "internal error".
 INFRASTRUCTURE_ERRORS = (OperationalError, InterfaceError, DisconnectionError, OSError)
-
-# A merged message stays well under the homeserver's event size limit: an answer split into
-# parts because it is long (an agenda) keeps its parts apart.
-MERGED_BYTES = 16_000
 
 _REPLY_FALLBACK = re.compile(r"\A(?:> .*\n)+\n", re.MULTILINE)
 
@@ -505,7 +501,7 @@ class Pipeline:
         """The reply, its announcements, files and room request, in the order they must
         happen; the sender turns the two `aegis.*` kinds into uploads and room creation.
         The reply answers `reply_to` (the cause unless said otherwise), in `thread` if the
-        command was typed in one; an announcement to the same room joins it (`_merged`).
+        command was typed in one; an announcement to the same room joins it (bot/rows.py).
 
         An answer carrying personal data into a room that may not read it is withheld (the
         requester is told who is not cleared, and it is audited); its files with it. What
@@ -526,7 +522,7 @@ class Pipeline:
         answer = notice(reply, in_reply_to=answers, thread_root=thread)
         rows: list[Row] = [Row(room_id, MESSAGE, answer, audience=check)]
         for announcement, posted in await self._announcement_groups(session, cause, reply.also):
-            joined = _merged(rows[0], announcement, posted)
+            joined = merged_row(rows[0], announcement, posted)
             if joined is None:
                 rows += posted
             else:
@@ -639,75 +635,7 @@ class Pipeline:
             )
 
 
-@dataclass(frozen=True)
-class Row:
-    room_id: str
-    kind: str
-    content: dict[str, Any]
-    ref: str | None = None
-    audience: dict[str, Any] | None = None
-
-
 ROOM_KEYS = frozenset(key.value for key in RoomKey)
-
-
-def settled(outcome: Outcome) -> str:
-    """What an edit of a command that ended so may do: only a usage error stays open."""
-    if outcome is Outcome.USAGE_ERROR:
-        return runtime.OPEN
-    return runtime.DONE if outcome is Outcome.OK else runtime.ANSWERED
-
-
-def already(state: str, prefix: str) -> Reply:
-    """The answer to an edit of a command that was handled for good."""
-    what = "Already done" if state == runtime.DONE else "Already answered"
-    return Reply(
-        f"{what}; send a new command",
-        Severity.WARNING,
-        lines=(f"An edited {prefix}command is run only if the original could not be read.",),
-    )
-
-
-def _merged(first: Row, announcement: Announcement, posted: list[Row]) -> Row | None:
-    """The reply with an announcement for the same room, as one message; None where that
-    is not safe. An announcement with a `ref` keeps its own event: later events find it by
-    that name (reactions counted on a prompt, an acknowledgement, an edit on decision), and
-    a reaction on a merged message would land on the reply. Edits and thread posts are no
-    new message, and an announcement with files keeps them after its own text.
-
-    The merged row is checked again by the sender like the reply (`keep` is what of the
-    announcement still goes out if the reply is withheld: itself if it carries nothing,
-    else its brief), or, for a reply that carries nothing, like the announcement (its
-    brief then includes the reply). Parts that carry different data stay apart, and so do
-    parts that together would be long (MERGED_BYTES)."""
-    if announcement.ref or announcement.replaces or announcement.thread or len(posted) != 1:
-        return None
-    row, mine = posted[0], first.audience
-    if row.room_id != first.room_id or row.kind != MESSAGE or row.ref is not None:
-        return None
-    theirs = row.audience
-    audience: dict[str, Any] | None
-    if theirs is None:
-        audience = None if mine is None else _keeping(mine, row.content)
-    elif mine is None:
-        brief = theirs["brief"]
-        whole = first.content if brief is None else merged(first.content, brief)
-        audience = {"carries": theirs["carries"], "brief": whole}
-    elif "reply_to" in mine and mine["carries"] == theirs["carries"]:
-        audience = _keeping(mine, theirs["brief"])
-    else:
-        return None
-    content = merged(first.content, row.content)
-    if len(json.dumps(content, ensure_ascii=False).encode()) > MERGED_BYTES:
-        return None
-    return Row(first.room_id, MESSAGE, content, audience=audience)
-
-
-def _keeping(check: dict[str, Any], part: dict[str, Any] | None) -> dict[str, Any]:
-    if part is None:
-        return check
-    kept = check.get("keep")
-    return {**check, "keep": part if kept is None else merged(kept, part)}
 
 
 def failure_reply(ref: str) -> Reply:

@@ -117,6 +117,14 @@ async def upload(client: AsyncClient, message: outbox.PendingMessage) -> Outcome
     }
     if request.get("in_reply_to"):
         content["m.relates_to"] = {"m.in_reply_to": {"event_id": request["in_reply_to"]}}
+    if request.get("thread_root"):
+        # In the thread the command was typed in, like its answer.
+        content["m.relates_to"] = {
+            "rel_type": "m.thread",
+            "event_id": request["thread_root"],
+            "is_falling_back": True,
+            "m.in_reply_to": {"event_id": request.get("in_reply_to") or request["thread_root"]},
+        }
     if keys is not None:
         # The spec's EncryptedFile: where the ciphertext is, and the key, IV and hash.
         content["file"] = {"url": uploaded.content_uri, **keys}

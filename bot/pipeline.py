@@ -437,7 +437,8 @@ class Pipeline:
             if ran is not None:
                 dispatched.append(ran)
 
-        handled = await self._once(room_id, event, counting, answer_failure=True)
+        thread = _thread_root(event)
+        handled = await self._once(room_id, event, counting, answer_failure=True, thread=thread)
         # Counted once the outcome is committed, so a redo after a crash or an outage is not
         # counted twice (a crash between the commit and this line loses one count).
         if self.on_command is None or handled is Handled.SKIPPED:
@@ -455,11 +456,13 @@ class Pipeline:
         event: Event,
         work: Callable[[AsyncSession, Workflow], Awaitable[None]],
         answer_failure: bool,
+        thread: str | None = None,
     ) -> Handled:
         """Claims the event and does its work in one transaction. A failure rolls the work
         back, is logged under a reference, and the event is still claimed, so a bug is
         reported once instead of retried forever; a database outage is left to the caller
-        to retry. Commands tell their sender the reference; reactions have nobody to tell."""
+        to retry. Commands tell their sender the reference (in their `thread`, if any);
+        reactions have nobody to tell."""
         try:
             async with self.db.transaction() as session:
                 now = self.clock.now()
@@ -479,7 +482,8 @@ class Pipeline:
                     session, event.event_id, room_id, self.clock.now()
                 )
                 if claimed and answer_failure:
-                    await self._enqueue(session, room_id, event.event_id, failure_reply(ref))
+                    failure = failure_reply(ref)
+                    await self._enqueue(session, room_id, event.event_id, failure, thread=thread)
             handled = Handled.FAILED if claimed else Handled.SKIPPED
         self.wake_sender()
         return handled
@@ -531,7 +535,12 @@ class Pipeline:
         files = None if check is None else {**check, "file": True}
         for attachment in reply.attachments:
             rows.append(
-                Row(room_id, UPLOAD, file_request(attachment, in_reply_to=answers), audience=files)
+                Row(
+                    room_id,
+                    UPLOAD,
+                    file_request(attachment, in_reply_to=answers, thread_root=thread),
+                    audience=files,
+                )
             )
         if reply.room is not None:
             rows.append(Row(room_id, CREATE_ROOM, room_request(reply.room)))

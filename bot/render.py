@@ -135,8 +135,11 @@ def reaction(key: str, of_ref: str) -> dict[str, Any]:
     }
 
 
-def file_request(attachment: Attachment, in_reply_to: str | None) -> dict[str, Any]:
+def file_request(
+    attachment: Attachment, in_reply_to: str | None, thread_root: str | None = None
+) -> dict[str, Any]:
     return {
+        "thread_root": thread_root,
         "filename": attachment.filename,
         "mimetype": attachment.mimetype,
         "data": base64.b64encode(attachment.data).decode("ascii"),

@@ -15,7 +15,7 @@ from bot.backoff import Backoff
 from bot.pipeline import Pipeline
 from bot.sender import Sender
 from commands import Announcement, Context, Reply, command
-from commands.replies import RoomKey
+from commands.replies import Attachment, RoomKey
 from config import Role
 from storage import outbox
 from storage.db import Database
@@ -129,6 +129,33 @@ async def test_a_command_in_a_thread_is_answered_in_that_thread(
         "is_falling_back": True,
         "m.in_reply_to": {"event_id": "$1"},
     }
+
+
+@command("fail", help="Always fails; a test command.")
+async def fail(ctx: Context) -> Reply:
+    raise RuntimeError("boom")
+
+
+async def test_an_internal_error_is_answered_in_the_thread(
+    pipeline: Pipeline, database: Database
+) -> None:
+    in_thread = {"m.relates_to": {"rel_type": "m.thread", "event_id": "$root"}}
+    await pipeline.handle(ROOM, message("$1", "!fail", **in_thread))
+    [reply] = await posted(database)
+    assert "Internal error" in reply.content["body"]
+    assert reply.content["m.relates_to"]["event_id"] == "$root"
+
+
+@command("file", help="Answers with a file; a test command.")
+async def file(ctx: Context) -> Reply:
+    return Reply("here", attachments=(Attachment("a.md", "text/markdown", b"# A"),))
+
+
+async def test_a_file_answer_goes_in_the_thread(pipeline: Pipeline, database: Database) -> None:
+    in_thread = {"m.relates_to": {"rel_type": "m.thread", "event_id": "$root"}}
+    await pipeline.handle(ROOM, message("$1", "!file", **in_thread))
+    _, upload = await posted(database)
+    assert upload.content["thread_root"] == "$root" and upload.content["in_reply_to"] == "$1"
 
 
 async def test_a_withheld_answer_stays_in_its_thread(

@@ -21,6 +21,7 @@ from nio import (
     RoomGetStateResponse,
     RoomInviteResponse,
     RoomKickResponse,
+    RoomLeaveResponse,
     RoomPreset,
     RoomSendResponse,
     UploadResponse,
@@ -116,6 +117,14 @@ async def upload(client: AsyncClient, message: outbox.PendingMessage) -> Outcome
     }
     if request.get("in_reply_to"):
         content["m.relates_to"] = {"m.in_reply_to": {"event_id": request["in_reply_to"]}}
+    if request.get("thread_root"):
+        # In the thread the command was typed in, like its answer.
+        content["m.relates_to"] = {
+            "rel_type": "m.thread",
+            "event_id": request["thread_root"],
+            "is_falling_back": True,
+            "m.in_reply_to": {"event_id": request.get("in_reply_to") or request["thread_root"]},
+        }
     if keys is not None:
         # The spec's EncryptedFile: where the ciphertext is, and the key, IV and hash.
         content["file"] = {"url": uploaded.content_uri, **keys}
@@ -296,3 +305,9 @@ async def kick(client: AsyncClient, message: outbox.PendingMessage) -> Outcome:
         return Done("")
     response = await client.room_kick(message.room_id, user, message.content.get("reason") or None)
     return Done("") if isinstance(response, RoomKickResponse) else response
+
+
+async def leave(client: AsyncClient, message: outbox.PendingMessage) -> Outcome:
+    """The bot leaves the row's room (a direct chat it turned away); safe to repeat."""
+    response = await client.room_leave(message.room_id)
+    return Done("") if isinstance(response, RoomLeaveResponse) else response

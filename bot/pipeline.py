@@ -32,9 +32,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.audience import Audience
 from bot.clear_relations import relation_matches
+from bot.direct import DIRECT_COMMANDS, elsewhere, is_direct, turned_away
+from bot.edits import already, settled
 from bot.render import (
     CREATE_ROOM,
     KICK,
+    LEAVE,
     MESSAGE,
     REACTION,
     UPLOAD,
@@ -46,8 +49,9 @@ from bot.render import (
     reaction,
     room_request,
 )
+from bot.rows import Row, merged_row
 from commands import Context, Dispatcher
-from commands.dispatcher import Dispatched, Outcome
+from commands.dispatcher import UNKNOWN, Dispatched, Outcome
 from commands.measure_views import reacted
 from commands.membership_views import uncleared_warning
 from commands.replies import Announcement, Reply, RoomKey, Severity
@@ -127,6 +131,7 @@ class Pipeline:
         if isinstance(event, RoomMemberEvent):
             return await self._run_membership(room_id, event)
         command = self._command_text(event)
+        edit = None if command is not None else self._edit(event)
         signal = command is None and _is_signal(event, self.own_user_id)
         if signal and await self._known(room_id):
             await self._run_signal(room_id, event)
@@ -134,11 +139,15 @@ class Pipeline:
         undecryptable = (
             event if isinstance(event, MegolmEvent) and event.sender != self.own_user_id else None
         )
-        if (command is not None or undecryptable) and not await self._known(room_id):
+        asks = command is not None or edit is not None or undecryptable
+        if asks and not await self._known(room_id):
             log.warning("ignoring event from an unknown room", extra=_ctx(room_id, event))
             return False
         if command is not None:
             await self._run_command(room_id, event, command)
+            return True
+        if edit is not None:
+            await self._run_edit(room_id, event, *edit)
             return True
         if undecryptable is None:
             return False
@@ -263,11 +272,39 @@ class Pipeline:
         return True
 
     async def _known(self, room_id: str) -> bool:
-        """Configured rooms, and the dossier rooms the bot created."""
-        if self.rooms.known(room_id):
+        """Configured rooms, the dossier rooms the bot created, and direct chats."""
+        if self.rooms.known(room_id) or self._direct(room_id):
             return True
         async with self.db.transaction() as session:
             return await self.workflow(session).dossiers.for_room(room_id) is not None
+
+    def _direct(self, room_id: str) -> bool:
+        return not self.rooms.known(room_id) and is_direct(
+            self.audience.rooms(room_id), self.own_user_id
+        )
+
+    async def _in_direct_chat(self, room_id: str, body: str, ctx: Context) -> Dispatched | None:
+        """In a direct chat, a command that is no read is refused (audited) and pointed to
+        the coordination room; None for any other command, or any other room."""
+        if not self._direct(room_id) or await ctx.workflow.dossiers.for_room(room_id):
+            return None
+        name = self.dispatcher.command_name(body)
+        if name == UNKNOWN or name in DIRECT_COMMANDS:
+            return None
+        why = "not in a direct chat; use the coordination room"
+        await ctx.workflow.refuse(ctx.actor, name, f"command:{name}", ctx.event_id, why)
+        coordination = self.rooms.by_key[RoomKey.COORDINATION]
+        return Dispatched(elsewhere(self.prefix, name, coordination), name, Outcome.REFUSED)
+
+    async def turn_away(self, session: AsyncSession, room_id: str, user: str) -> None:
+        """A user without a role who opened a direct chat: one line, then the bot leaves.
+        Mentioning the user makes the sender wait until the bot sees them in the room."""
+        line = turned_away(self.rooms.by_key[RoomKey.COORDINATION])
+        rows = [
+            Row(room_id, MESSAGE, notice(line, mentions={user: user})),
+            Row(room_id, LEAVE, membership_request(self.own_user_id)),
+        ]
+        await self._write(session, f"turn-away:{room_id}", rows)
 
     def _command_text(self, event: Event) -> str | None:
         if not isinstance(event, RoomMessageText) or event.sender == self.own_user_id:
@@ -276,41 +313,143 @@ class Pipeline:
         if content.get("msgtype") != "m.text":
             return None
         if content.get("m.relates_to", {}).get("rel_type") == "m.replace":
-            return None  # an edit of an earlier command is never run a second time
-        body = _REPLY_FALLBACK.sub("", event.body).strip()
+            return None  # an edit: see `_edit`
+        return self._command_in(event.body)
+
+    def _command_in(self, text: str) -> str | None:
+        body = _REPLY_FALLBACK.sub("", text).strip()
         return body if self.dispatcher.is_command(body) else None
 
+    def _edit(self, event: Event) -> tuple[str, str] | None:
+        """(the edited event, the new command) for an edit that reads as a command. In an
+        encrypted room the relation counts only if the homeserver sees the same one."""
+        if not isinstance(event, RoomMessageText) or event.sender == self.own_user_id:
+            return None
+        content: dict[str, Any] = event.source.get("content", {})
+        relates = content.get("m.relates_to") or {}
+        new = content.get("m.new_content")
+        if relates.get("rel_type") != "m.replace" or not isinstance(new, dict):
+            return None
+        original, text = relates.get("event_id"), new.get("body")
+        if new.get("msgtype") != "m.text" or not isinstance(original, str):
+            return None
+        if not isinstance(text, str) or not relation_matches(event):
+            return None
+        body = self._command_in(text)
+        return None if body is None else (original, body)
+
     async def _run_command(self, room_id: str, event: RoomMessageText, body: str) -> None:
+        thread = _thread_root(event)
+
+        async def work(session: AsyncSession, workflow: Workflow) -> Dispatched:
+            dispatched = await self._dispatch(
+                session, workflow, room_id, event, body, event.event_id, thread
+            )
+            command = runtime.CommandEvent(
+                event.event_id, room_id, event.sender, settled(dispatched.outcome), thread
+            )
+            await runtime.record_command(session, command, workflow.now)
+            return dispatched
+
+        await self._counted(room_id, event, body, work)
+
+    async def _run_edit(
+        self, room_id: str, event: RoomMessageText, original_id: str, body: str
+    ) -> None:
+        """An edit of the sender's own command in this room: run if the command failed to
+        parse (how Element users fix a typo), else answered "already done". The command's
+        row changes in the edit's own transaction, so a second edit or a replayed one never
+        runs it twice. An edit of anything else is ignored like any other message."""
+
+        async def work(session: AsyncSession, workflow: Workflow) -> Dispatched | None:
+            original = await runtime.command_event(session, original_id)
+            if original is None or (original.sender, original.room_id) != (event.sender, room_id):
+                return None
+            if original.state != runtime.OPEN:
+                reply = already(original.state, self.prefix)
+                await self._enqueue(
+                    session,
+                    room_id,
+                    event.event_id,
+                    reply,
+                    event.sender,
+                    reply_to=original_id,
+                    thread=original.thread_root,
+                )
+                return None
+            dispatched = await self._dispatch(
+                session, workflow, room_id, event, body, original_id, original.thread_root
+            )
+            if dispatched.outcome is not Outcome.USAGE_ERROR:
+                await runtime.settle_command(session, original_id, settled(dispatched.outcome))
+            return dispatched
+
+        await self._counted(room_id, event, body, work)
+
+    async def _dispatch(
+        self,
+        session: AsyncSession,
+        workflow: Workflow,
+        room_id: str,
+        event: RoomMessageText,
+        body: str,
+        reply_to: str,
+        thread: str | None,
+    ) -> Dispatched:
+        # Before the command, so what it looks up for a room that may not read it is no
+        # read; _enqueue asks again after it (cached unless the command changed a role).
+        if self.audience.knows(room_id):
+            workflow.room_may_read = (await self.audience.verdict(session, room_id)).allows
+        ctx = Context(
+            actor=event.sender,
+            roles=await workflow.roles_of(event.sender),
+            room_id=room_id,
+            event_id=event.event_id,
+            now=workflow.now,
+            tz=self.tz,
+            prefix=self.prefix,
+            workflow=workflow,
+        )
+        dispatched = await self._in_direct_chat(room_id, body, ctx)
+        if dispatched is None:
+            dispatched = await self.dispatcher.run(body, ctx)
+        await self._enqueue(
+            session,
+            room_id,
+            event.event_id,
+            dispatched.reply,
+            event.sender,
+            reply_to=reply_to,
+            thread=thread,
+        )
+        return dispatched
+
+    async def _counted(
+        self,
+        room_id: str,
+        event: RoomMessageText,
+        body: str,
+        work: Callable[[AsyncSession, Workflow], Awaitable[Dispatched | None]],
+    ) -> None:
+        """Runs a command's work once, then counts it for the metrics."""
         started = time.perf_counter()
         dispatched: list[Dispatched] = []
 
-        async def work(session: AsyncSession, workflow: Workflow) -> None:
-            # Before the command, so what it looks up for a room that may not read it is no
-            # read; _enqueue asks again after it (cached unless the command changed a role).
-            if self.audience.knows(room_id):
-                workflow.room_may_read = (await self.audience.verdict(session, room_id)).allows
-            ctx = Context(
-                actor=event.sender,
-                roles=await workflow.roles_of(event.sender),
-                room_id=room_id,
-                event_id=event.event_id,
-                now=workflow.now,
-                tz=self.tz,
-                prefix=self.prefix,
-                workflow=workflow,
-            )
-            dispatched.append(await self.dispatcher.run(body, ctx))
-            reply = dispatched[-1].reply
-            await self._enqueue(session, room_id, event.event_id, reply, event.sender)
+        async def counting(session: AsyncSession, workflow: Workflow) -> None:
+            ran = await work(session, workflow)
+            if ran is not None:
+                dispatched.append(ran)
 
-        handled = await self._once(room_id, event, work, answer_failure=True)
+        thread = _thread_root(event)
+        handled = await self._once(room_id, event, counting, answer_failure=True, thread=thread)
         # Counted once the outcome is committed, so a redo after a crash or an outage is not
         # counted twice (a crash between the commit and this line loses one count).
         if self.on_command is None or handled is Handled.SKIPPED:
             return
         elapsed = time.perf_counter() - started
         if handled is Handled.DONE:
-            self.on_command(dispatched[-1].command, dispatched[-1].outcome, elapsed)
+            if dispatched:
+                self.on_command(dispatched[-1].command, dispatched[-1].outcome, elapsed)
         else:
             self.on_command(self.dispatcher.command_name(body), Outcome.INTERNAL_ERROR, elapsed)
 
@@ -320,11 +459,13 @@ class Pipeline:
         event: Event,
         work: Callable[[AsyncSession, Workflow], Awaitable[None]],
         answer_failure: bool,
+        thread: str | None = None,
     ) -> Handled:
         """Claims the event and does its work in one transaction. A failure rolls the work
         back, is logged under a reference, and the event is still claimed, so a bug is
         reported once instead of retried forever; a database outage is left to the caller
-        to retry. Commands tell their sender the reference; reactions have nobody to tell."""
+        to retry. Commands tell their sender the reference (in their `thread`, if any);
+        reactions have nobody to tell."""
         try:
             async with self.db.transaction() as session:
                 now = self.clock.now()
@@ -344,7 +485,8 @@ class Pipeline:
                     session, event.event_id, room_id, self.clock.now()
                 )
                 if claimed and answer_failure:
-                    await self._enqueue(session, room_id, event.event_id, failure_reply(ref))
+                    failure = failure_reply(ref)
+                    await self._enqueue(session, room_id, event.event_id, failure, thread=thread)
             handled = Handled.FAILED if claimed else Handled.SKIPPED
         if handled is Handled.DONE:
             # First, so the scheduler reads what is due before the answer is even sent.
@@ -356,32 +498,60 @@ class Pipeline:
         return self.rooms.by_key[RoomKey(room)] if room in ROOM_KEYS else room
 
     async def _enqueue(
-        self, session: AsyncSession, room_id: str, cause: str, reply: Reply, actor: str = ""
+        self,
+        session: AsyncSession,
+        room_id: str,
+        cause: str,
+        reply: Reply,
+        actor: str = "",
+        *,
+        reply_to: str | None = None,
+        thread: str | None = None,
     ) -> None:
         """The reply, its announcements, files and room request, in the order they must
         happen; the sender turns the two `aegis.*` kinds into uploads and room creation.
+        The reply answers `reply_to` (the cause unless said otherwise), in `thread` if the
+        command was typed in one; an announcement to the same room joins it (bot/rows.py).
 
         An answer carrying personal data into a room that may not read it is withheld (the
         requester is told who is not cleared, and it is audited); its files with it. What
         passes is checked again by the sender just before it goes out."""
+        answers = reply_to or cause
         carries = reply.carries
         check: dict[str, Any] | None = None
         if carries is not None:
-            check = {"carries": str(carries), "reply_to": cause, "actor": actor}
+            check = {"carries": str(carries), "reply_to": answers, "actor": actor}
+            if thread:
+                check["thread"] = thread
             if self.audience.knows(room_id):
                 verdict = await self.audience.verdict(session, room_id)
                 if not verdict.allows(carries):
                     shown = await self.audience.withhold(session, verdict, carries, actor, cause)
                     reply = dataclasses.replace(shown, also=reply.also, room=reply.room)
                     check = None
-        content = notice(reply, in_reply_to=cause, targets=await self._targets(session, reply))
-        rows: list[Row] = [Row(room_id, MESSAGE, content, audience=check)]
-        rows += await self._announcements_rows(session, cause, reply.also)
+        answer = notice(
+            reply,
+            in_reply_to=answers,
+            thread_root=thread,
+            targets=await self._targets(session, reply),
+        )
+        rows: list[Row] = [Row(room_id, MESSAGE, answer, audience=check)]
+        for announcement, posted in await self._announcement_groups(session, cause, reply.also):
+            joined = merged_row(rows[0], announcement, posted)
+            if joined is None:
+                rows += posted
+            else:
+                rows[0] = joined
         # A file goes or stays with the answer it belongs to.
         files = None if check is None else {**check, "file": True}
         for attachment in reply.attachments:
             rows.append(
-                Row(room_id, UPLOAD, file_request(attachment, in_reply_to=cause), audience=files)
+                Row(
+                    room_id,
+                    UPLOAD,
+                    file_request(attachment, in_reply_to=answers, thread_root=thread),
+                    audience=files,
+                )
             )
         if reply.room is not None:
             rows.append(Row(room_id, CREATE_ROOM, room_request(reply.room)))
@@ -398,17 +568,25 @@ class Pipeline:
     async def _announcements_rows(
         self, session: AsyncSession, cause: str, announcements: tuple[Announcement, ...]
     ) -> list[Row]:
-        """The same notice for the same room is posted once, e.g. when the proposer's room
-        is the coordination room that is told anyway."""
-        rows: list[Row] = []
+        groups = await self._announcement_groups(session, cause, announcements)
+        return [row for _, rows in groups for row in rows]
+
+    async def _announcement_groups(
+        self, session: AsyncSession, cause: str, announcements: tuple[Announcement, ...]
+    ) -> list[tuple[Announcement, list[Row]]]:
+        """Each announcement with its rows. The same notice for the same room is posted
+        once, e.g. when the proposer's room is the coordination room that is told anyway."""
+        groups: list[tuple[Announcement, list[Row]]] = []
         seen: list[tuple[str, Reply]] = []
         for announcement in announcements:
             key = (self._room(announcement.room), announcement.reply)
             if announcement.replaces is None and key in seen:
                 continue
             seen.append(key)
-            rows += await self._announcement_rows(session, cause, announcement)
-        return rows
+            groups.append(
+                (announcement, await self._announcement_rows(session, cause, announcement))
+            )
+        return groups
 
     async def _announcement_rows(
         self, session: AsyncSession, cause: str, announcement: Announcement
@@ -513,15 +691,6 @@ class _Extras:
     targets: Targets
 
 
-@dataclass(frozen=True)
-class Row:
-    room_id: str
-    kind: str
-    content: dict[str, Any]
-    ref: str | None = None
-    audience: dict[str, Any] | None = None
-
-
 ROOM_KEYS = frozenset(key.value for key in RoomKey)
 
 
@@ -552,6 +721,13 @@ def membership_episode(event_id: str, source: dict[str, Any]) -> str:
     if membership == "join" and previous == "invite" and isinstance(replaces, str):
         return replaces
     return event_id
+
+
+def _thread_root(event: Event) -> str | None:
+    """The thread a command was typed in, from the (decrypted) content: its answer goes
+    there. Where an answer appears is no vote, so the clear relation is not compared."""
+    rel_type, root = _relation(event)
+    return root if rel_type == "m.thread" and root else None
 
 
 def _relation(event: Event) -> tuple[str, str]:

@@ -20,6 +20,7 @@ UPLOAD = "aegis.upload"
 CREATE_ROOM = "aegis.create_room"
 INVITE = "aegis.invite"
 KICK = "aegis.kick"
+LEAVE = "aegis.leave"
 
 MARKS = {
     Severity.INFO: "",
@@ -89,11 +90,14 @@ def notice(
     in_reply_to: str | None = None,
     mentions: Mapping[str, str] | None = None,
     thread_of: str | None = None,
+    thread_root: str | None = None,
     targets: Targets | None = None,
 ) -> dict[str, Any]:
     """`mentions` maps each user to notify to their display name, shown as a pill; `targets`
     where the reply's links go; `thread_of` names (see `placeholder`) the message whose
-    thread this notice goes in."""
+    thread this notice goes in; `thread_root` is the event ID of a thread the command was
+    typed in: the answer goes in that thread, and clients without threads show it as a reply
+    to the command."""
     body, html = to_plain(reply), to_html(reply, targets)
     mentions = mentions or {}
     if mentions:
@@ -113,6 +117,13 @@ def notice(
     }
     if in_reply_to:
         content["m.relates_to"] = {"m.in_reply_to": {"event_id": in_reply_to}}
+    if thread_root:
+        content["m.relates_to"] = {
+            "rel_type": "m.thread",
+            "event_id": thread_root,
+            "is_falling_back": True,
+            "m.in_reply_to": {"event_id": in_reply_to or thread_root},
+        }
     if thread_of:
         root = placeholder(thread_of)
         content["m.relates_to"] = {
@@ -123,6 +134,21 @@ def notice(
             "m.in_reply_to": {"event_id": root},
         }
     return content
+
+
+def merged(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
+    """Two notices for one room as one message: the first's relation (the reply to the
+    command) stays, the texts follow each other and everyone mentioned by either is."""
+    users = [
+        *first.get("m.mentions", {}).get("user_ids", []),
+        *second.get("m.mentions", {}).get("user_ids", []),
+    ]
+    return {
+        **first,
+        "body": first["body"] + "\n\n" + second["body"],
+        "formatted_body": first["formatted_body"] + second["formatted_body"],
+        "m.mentions": {"user_ids": list(dict.fromkeys(users))} if users else {},
+    }
 
 
 def placeholder(ref: str) -> dict[str, str]:
@@ -148,8 +174,11 @@ def reaction(key: str, of_ref: str) -> dict[str, Any]:
     }
 
 
-def file_request(attachment: Attachment, in_reply_to: str | None) -> dict[str, Any]:
+def file_request(
+    attachment: Attachment, in_reply_to: str | None, thread_root: str | None = None
+) -> dict[str, Any]:
     return {
+        "thread_root": thread_root,
         "filename": attachment.filename,
         "mimetype": attachment.mimetype,
         "data": base64.b64encode(attachment.data).decode("ascii"),

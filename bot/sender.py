@@ -21,7 +21,7 @@ from bot import effects
 from bot.audience import Audience
 from bot.backoff import Backoff, sleep_unless_stopped, unless_stopped
 from bot.metrics import Metrics
-from bot.render import CREATE_ROOM, INVITE, KICK, UPLOAD, notice
+from bot.render import CREATE_ROOM, INVITE, KICK, LEAVE, UPLOAD, merged, notice
 from storage import dossiers, outbox
 from storage.db import Database
 from workflow.access import Data
@@ -36,7 +36,7 @@ PERMANENT_ATTEMPTS = 5
 ROOM_WAIT = 60.0
 ROOM_POLL = 0.25
 # Rows that are no message: nio need not know their room (nor encrypt for its members).
-NOT_MESSAGES = (CREATE_ROOM, INVITE, KICK)
+NOT_MESSAGES = (CREATE_ROOM, INVITE, KICK, LEAVE)
 
 
 def _permanent(response: object) -> bool:
@@ -206,7 +206,12 @@ class Sender:
                 actor = check.get("actor") or self.audience.own_user_id
                 shown = await self.audience.withhold(session, verdict, data, actor, reply_to)
                 # The answer's file: its requester is told by the answer's own row.
-                content = None if check.get("file") else notice(shown, in_reply_to=reply_to)
+                content = None
+                if not check.get("file"):
+                    content = notice(shown, in_reply_to=reply_to, thread_root=check.get("thread"))
+                    # What an announcement merged into the answer still posts (its brief).
+                    if check.get("keep"):
+                        content = merged(content, check["keep"])
             else:
                 await self.audience.cut(session, verdict, data, message.txn_id)
                 content = check.get("brief")
@@ -259,6 +264,8 @@ class Sender:
             return await effects.invite(self.client, message)
         if message.event_type == KICK:
             return await effects.kick(self.client, message)
+        if message.event_type == LEAVE:
+            return await effects.leave(self.client, message)
         return await effects.send(self.client, message)
 
     async def _await_room(self, room_id: str, members: list[str]) -> None:

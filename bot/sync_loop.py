@@ -24,6 +24,7 @@ from nio import (
 )
 
 from bot.backoff import Backoff, unless_stopped
+from bot.direct import is_direct_invite
 from bot.guard import MembershipSweep
 from bot.health import SyncStatus
 from bot.pipeline import INFRASTRUCTURE_ERRORS, Pipeline
@@ -278,25 +279,38 @@ class SyncLoop:
                 ),
                 None,
             )
-            await self._answer_invite(room_id, inviter or "")
+            direct = is_direct_invite(info.invite_state, self.client.user_id)
+            await self._answer_invite(room_id, inviter or "", direct)
 
-    async def _answer_invite(self, room_id: str, inviter: str) -> None:
+    async def _answer_invite(self, room_id: str, inviter: str, direct: bool) -> None:
+        """Configured rooms and, from a user with a role, direct chats are joined. A user
+        without a role who opens a direct chat is told where Aegis works: the bot joins to
+        say so, and leaves once it is said (refused and told once, whatever the retries)."""
         access = self.pipeline.access
+        turn_away = False
         async with self.db.transaction() as session:
             workflow = self.pipeline.workflow(session)
             if not access.server_allowed(inviter):
                 why = "inviter's server is not allowed"
             elif not await workflow.roles_of(inviter):
                 why = "inviter has no role"
-            elif not self.pipeline.rooms.known(room_id):
+                turn_away = direct
+            elif not self.pipeline.rooms.known(room_id) and not direct:
                 why = "room is not configured"
             else:
                 why = ""
-            if why:
+            first = not turn_away or await runtime.claim_event(
+                session, f"turn-away:{room_id}", room_id, workflow.now
+            )
+            if why and first:
                 extra = {"room_id": room_id, "sender": inviter}
                 log.warning("declining invite: %s", why, extra=extra)
                 await workflow.refuse(inviter, "invite", room_id, "", why)
-        if why:
+                if turn_away:
+                    await self.pipeline.turn_away(session, room_id, inviter)
+        if turn_away:
+            self.pipeline.wake_sender()
+        if why and not turn_away:
             await self.client.room_leave(room_id)
         else:
             result = await self.client.join(room_id)

@@ -49,6 +49,11 @@ class Spelled:
 UserId = NewType("UserId", str)
 """A Matrix user ID, `@local:server`."""
 
+
+class Mine(str):
+    """The word `mine` in a listing: only what the sender takes part in."""
+
+
 Parser: TypeAlias = Callable[[str, "Context"], Awaitable[T] | T]
 Fallback: TypeAlias = Callable[["Context"], Awaitable[T] | T]
 
@@ -156,4 +161,10 @@ register_type(str, _parse_str, name="text")
 register_type(int, _parse_int, name="number")
 register_type(bool, _parse_bool, name="yes|no")
 register_type(datetime, parse_when, name="when")
+register_type(
+    Mine,
+    lambda text, ctx: Mine("mine"),
+    name="mine",
+    looks_like=lambda text: text.lower() == "mine",
+)
 register_type(UserId, parse_user_id, name="@user:server", looks_like=lambda text: text[:1] == "@")

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from commands.arguments import (
     Kind,
+    Mine,
     Opt,
     Rest,
     Spelled,
@@ -188,15 +189,17 @@ def _entry(entry: TimelineEntry, ctx: Context) -> str:
 
 @command(
     "dossier list",
-    help="Dossiers, newest activity first, 20 a page.",
+    help="Dossiers, newest activity first, 20 a page; `mine`: those you opened or lead.",
     examples=[
         "!dossier list",
+        "!dossier list mine",
         "!dossier list kind=event level>=3",
         "!dossier list status=all page=2",
     ],
 )
 async def dossier_list(
     ctx: Context,
+    whose: Mine | None = None,
     status: Opt[ListStatus | None] = None,
     kind: Opt[DossierKind | None] = None,
     level_min: Annotated[int | None, Kind.OPTION, Spelled("level>")] = None,
@@ -206,7 +209,11 @@ async def dossier_list(
     if level_min is not None and not 1 <= level_min <= 4:
         raise ArgumentError("level>: must be 1, 2, 3 or 4")
     wanted = DossierFilter(
-        status=STATUSES[status or "open"], kind=kind, level_min=level_min, lead=lead
+        status=STATUSES[status or "open"],
+        kind=kind,
+        level_min=level_min,
+        lead=lead,
+        involving=ctx.actor if whose else None,
     )
     result = await ctx.workflow.dossiers.page(wanted, page or 1, reader(ctx, "dossier list"))
     if not result.dossiers:

@@ -6,7 +6,7 @@ import re
 from datetime import datetime
 from typing import TypeVar
 
-from commands.arguments import Opt, Rest, register_type
+from commands.arguments import Mine, Opt, Rest, register_type
 from commands.context import Context
 from commands.declaration import command
 from commands.dossier import DossierRef, reader
@@ -198,14 +198,28 @@ async def measure_ack(ctx: Context, measure: MeasureRef) -> Reply:
 
 @command(
     "measure list",
-    help="Measures, of one dossier or all, by status.",
-    examples=["!measure list D-2026-0007", "!measure list status=proposed"],
+    help=(
+        "Measures, of one dossier or all, by status; in a dossier's room, that dossier's. "
+        "`mine`: those you proposed, voted on, execute or acknowledged."
+    ),
+    examples=[
+        "!measure list D-2026-0007",
+        "!measure list status=proposed",
+        "!measure list mine status=all",
+    ],
 )
 async def measure_list(
-    ctx: Context, dossier: DossierRef | None = None, status: Opt[StatusFilter | None] = None
+    ctx: Context,
+    dossier: DossierRef | None = None,
+    whose: Mine | None = None,
+    status: Opt[StatusFilter | None] = None,
 ) -> Reply:
     states = STATUS_FILTERS[status or "active"]
-    measures = await ctx.workflow.measures.listing(dossier, states)
+    if dossier is None:
+        own = await ctx.workflow.dossiers.for_room(ctx.room_id)
+        dossier = None if own is None else DossierRef(own)
+    involving = ctx.actor if whose else None
+    measures = await ctx.workflow.measures.listing(dossier, states, involving)
     if not measures:
         return Reply("No measures match.")
     return Reply(

@@ -57,7 +57,6 @@ async def threat_log(
         external_ref=ref,
     )
     new = logged.assessment
-    announcements: tuple[Announcement, ...] = ()
     # The level is part of the assessment: the brief form says only that it changed.
     brief = Reply(
         f"Threat assessment of {dossier} changed", Severity.WARNING, lines=(DETAILS_WITHHELD,)
@@ -66,45 +65,29 @@ async def threat_log(
     notify = None
     if new.level is ThreatLevel.VERY_SERIOUS:
         notify = Notify(Occasion.THREAT_LEVEL_4, besides=(ctx.actor,))
+    title = None
     if logged.changed and logged.previous is not None:
-        before = logged.previous.level.label
-        title = f"Threat level of {dossier} changed: {before} → {new.level.label}"
+        title = (
+            f"Threat level of {dossier} changed: {logged.previous.level.label} → {new.level.label}"
+        )
         if logged.raised_to_serious:
             title = f"THREAT LEVEL RAISED to {new.level.label} — {dossier}"
-        announcements = (
-            Announcement(
-                RoomKey.COORDINATION,
-                Reply(
-                    title,
-                    Severity.WARNING if logged.raised_to_serious else Severity.INFO,
-                    fields=(
-                        ("Source", str(new.source)),
-                        ("By", ctx.actor),
-                        ("Summary", new.summary),
-                    ),
-                    carries=Data.DOSSIER,
-                ),
-                brief=brief,
-                notify=notify,
-            ),
-        )
     elif logged.previous is None and logged.raised_to_serious:
-        announcements = (
-            Announcement(
-                RoomKey.COORDINATION,
-                Reply(
-                    f"THREAT LEVEL {new.level.label} — {dossier} (first assessment)",
-                    Severity.WARNING,
-                    fields=(
-                        ("Source", str(new.source)),
-                        ("By", ctx.actor),
-                        ("Summary", new.summary),
-                    ),
-                    carries=Data.DOSSIER,
-                ),
-                brief=brief,
-                notify=notify,
-            ),
+        title = f"THREAT LEVEL {new.level.label} — {dossier} (first assessment)"
+    announcements: tuple[Announcement, ...] = ()
+    if title is not None:
+        told = Reply(
+            title,
+            Severity.WARNING if logged.raised_to_serious else Severity.INFO,
+            fields=(("Source", str(new.source)), ("By", ctx.actor), ("Summary", new.summary)),
+            carries=Data.DOSSIER,
+        )
+        # Coordination, and the dossier's own room where those who follow it are.
+        room = (await ctx.workflow.dossiers.require(dossier)).room_id
+        rooms: tuple[RoomKey | str, ...] = (RoomKey.COORDINATION, *((room,) if room else ()))
+        announcements = tuple(
+            Announcement(r, told, brief=brief, notify=notify if r is RoomKey.COORDINATION else None)
+            for r in rooms
         )
     return Reply(
         f"{dossier}: threat level {new.level.label}",

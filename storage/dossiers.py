@@ -281,6 +281,9 @@ async def listing(
         conditions.append(DossierRow.level >= wanted.level_min)
     if wanted.lead is not None:
         conditions.append(DossierRow.lead == wanted.lead)
+    if wanted.involving is not None:
+        user = wanted.involving
+        conditions.append(or_(DossierRow.created_by == user, DossierRow.lead == user))
     total = await session.scalar(select(func.count()).select_from(DossierRow).where(*conditions))
     rows = await session.scalars(
         select(DossierRow)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import outbox
@@ -101,11 +101,33 @@ class MeasureStore:
         )
 
     async def listing(
-        self, dossier_ref: str | None, states: Sequence[MeasureState] | None, limit: int = 200
+        self,
+        dossier_ref: str | None,
+        states: Sequence[MeasureState] | None,
+        limit: int = 200,
+        involving: str | None = None,
     ) -> list[Measure]:
+        """`involving`: only measures the user proposed (or proposed a change to), voted
+        on, executes or acknowledged."""
         query = self._measures()
         if dossier_ref is not None:
             query = query.where(DossierRow.ref == dossier_ref)
+        if involving is not None:
+            proposed = select(ProposalRow.measure_id).where(ProposalRow.proposer == involving)
+            voted = (
+                select(ProposalRow.measure_id)
+                .join(VoteRow, VoteRow.proposal_id == ProposalRow.id)
+                .where(VoteRow.voter == involving)
+            )
+            query = query.where(
+                or_(
+                    MeasureRow.created_by == involving,
+                    MeasureRow.executor == involving,
+                    MeasureRow.acknowledged_by == involving,
+                    MeasureRow.id.in_(proposed),
+                    MeasureRow.id.in_(voted),
+                )
+            )
         if states is not None:
             query = query.where(MeasureRow.state.in_([s.value for s in states]))
         rows = await self.session.execute(query.order_by(MeasureRow.id.desc()).limit(limit))

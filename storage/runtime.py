@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.tables import HandledEvent, RoomJoin, SyncState
+from storage.tables import CommandEventRow, HandledEvent, RoomJoin, SyncState
 
 SYNC_TOKEN = "sync_token"
 
@@ -72,8 +73,60 @@ async def handled_among(session: AsyncSession, event_ids: list[str]) -> set[str]
 
 
 async def forget_handled_before(session: AsyncSession, cutoff: datetime) -> None:
-    """Old marks only guard against replays that can no longer happen."""
+    """Old marks only guard against replays that can no longer happen; nobody edits a
+    command that old either."""
     await session.execute(delete(HandledEvent).where(HandledEvent.handled_at < cutoff))
+    await session.execute(delete(CommandEventRow).where(CommandEventRow.handled_at < cutoff))
+
+
+# What an edit of a command may do: run it (it failed to parse), or be told it was done or
+# answered already.
+OPEN, DONE, ANSWERED = "open", "done", "answered"
+
+
+@dataclass(frozen=True)
+class CommandEvent:
+    """A command the bot answered: who sent it where, and what an edit of it may do."""
+
+    event_id: str
+    room_id: str
+    sender: str
+    state: str
+    thread_root: str | None
+
+
+async def record_command(session: AsyncSession, command: CommandEvent, now: datetime) -> None:
+    """Written with the command's effects, so its state is exactly what took effect."""
+    session.add(
+        CommandEventRow(
+            event_id=command.event_id,
+            room_id=command.room_id,
+            sender=command.sender,
+            state=command.state,
+            thread_root=command.thread_root,
+            handled_at=now,
+        )
+    )
+    await session.flush()
+
+
+async def command_event(session: AsyncSession, event_id: str) -> CommandEvent | None:
+    """Read under a row lock (PostgreSQL): two edits of one command handled at once (two
+    processes) run it once; SQLite transactions are serial already."""
+    row = (
+        await session.scalars(
+            select(CommandEventRow).where(CommandEventRow.event_id == event_id).with_for_update()
+        )
+    ).first()
+    if row is None:
+        return None
+    return CommandEvent(row.event_id, row.room_id, row.sender, row.state, row.thread_root)
+
+
+async def settle_command(session: AsyncSession, event_id: str, state: str) -> None:
+    await session.execute(
+        update(CommandEventRow).where(CommandEventRow.event_id == event_id).values(state=state)
+    )
 
 
 async def join_points(session: AsyncSession) -> dict[str, int]:

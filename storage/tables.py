@@ -40,6 +40,19 @@ class HandledEvent(Base):
     handled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class CommandEventRow(Base):
+    """A command the bot answered, and whether an edit of it may still run (`open`: it
+    failed to parse) or is answered "already done" (`done`) or "already answered"."""
+
+    __tablename__ = "command_events"
+    event_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    room_id: Mapped[str] = mapped_column(String(255))
+    sender: Mapped[str] = mapped_column(String(255))
+    state: Mapped[str] = mapped_column(String(8))
+    thread_root: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    handled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
 class RoomJoin(Base):
     """Where the bot's presence in a room begins; anything older is history, never executed."""
 

@@ -290,11 +290,14 @@ class MeasureRules:
         )
 
     async def listing(
-        self, dossier_ref: str | None, states: list[MeasureState] | None
+        self,
+        dossier_ref: str | None,
+        states: list[MeasureState] | None,
+        involving: str | None = None,
     ) -> list[Measure]:
         if dossier_ref is not None:
             await self.wf.dossiers.require(dossier_ref)
-        return await self.store.listing(dossier_ref, states)
+        return await self.store.listing(dossier_ref, states, involving=involving)
 
     async def history(self, measure_id: int, reader: Reader) -> MeasureHistory:
         measure = await self.require(measure_id)

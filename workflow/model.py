@@ -123,6 +123,8 @@ class DossierFilter:
     kind: DossierKind | None = None
     level_min: int | None = None
     lead: str | None = None
+    involving: str | None = None
+    """Only dossiers this user opened or leads."""
 
 
 class MeasureType(enum.StrEnum):

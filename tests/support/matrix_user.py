@@ -198,6 +198,40 @@ class MatrixUser:
     async def say(self, room_id: str, text: str) -> str:
         return await self._send(room_id, "m.room.message", {"msgtype": "m.text", "body": text})
 
+    async def say_in_thread(self, room_id: str, root: str, text: str) -> str:
+        """What Element sends for a message typed in the thread under `root`."""
+        relation = {
+            "rel_type": "m.thread",
+            "event_id": root,
+            "is_falling_back": True,
+            "m.in_reply_to": {"event_id": root},
+        }
+        body = {"msgtype": "m.text", "body": text, "m.relates_to": relation}
+        return await self._send(room_id, "m.room.message", body)
+
+    async def edit(self, room_id: str, event_id: str, text: str) -> str:
+        """What Element sends when the user edits their message `event_id` to `text`."""
+        body = {
+            "msgtype": "m.text",
+            "body": f"* {text}",
+            "m.new_content": {"msgtype": "m.text", "body": text},
+            "m.relates_to": {"rel_type": "m.replace", "event_id": event_id},
+        }
+        return await self._send(room_id, "m.room.message", body)
+
+    async def open_direct_chat(self, user_id: str) -> str:
+        """An encrypted direct chat with `user_id`, invited as Element does (`is_direct`)."""
+        response = await self.client.room_create(
+            is_direct=True,
+            invite=[user_id],
+            initial_state=[{"type": "m.room.encryption", "state_key": "", "content": MEGOLM}],
+            preset=nio.RoomPreset.trusted_private_chat,
+        )
+        if not isinstance(response, nio.RoomCreateResponse):
+            raise RuntimeError(f"room_create failed: {response}")
+        await self._wait(lambda: response.room_id in self.client.rooms, 30, "the direct chat")
+        return str(response.room_id)
+
     async def react(self, room_id: str, event_id: str, key: str, encrypted: bool = False) -> str:
         """Annotate an event; encrypted=True mimics Element, which encrypts reactions.
 

@@ -6,7 +6,7 @@ answered "already done". The row is written in the transaction of the command's 
 so a replayed or second edit finds it closed.
 
 Revision ID: 0015_edits
-Revises: 0011_audience
+Revises: 0014_reminders
 """
 
 import sqlalchemy as sa

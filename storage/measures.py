@@ -42,6 +42,7 @@ def measure_record(row: MeasureRow, dossier_ref: str) -> Measure:
         created_at=aware(row.created_at),
         acknowledged_by=row.acknowledged_by,
         acknowledged_at=utc_or_none(row.acknowledged_at),
+        person_id=row.person_id,
     )
 
 
@@ -101,7 +102,10 @@ class MeasureStore:
         )
 
     async def listing(
-        self, dossier_ref: str | None, states: Sequence[MeasureState] | None, limit: int = 200
+        self,
+        dossier_ref: str | None,
+        states: Sequence[MeasureState] | None,
+        limit: int | None = 200,
     ) -> list[Measure]:
         query = self._measures()
         if dossier_ref is not None:

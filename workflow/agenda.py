@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from workflow.model import Assessment, Dossier, DossierKind, Measure, ThreatLevel
+from workflow.model import Assessment, Dossier, DossierKind, Measure, Person, ThreatLevel
 
 if TYPE_CHECKING:
     from storage.meetings import AgendaStore
@@ -83,9 +83,19 @@ class WeeklyAgenda:
 
 
 @dataclass(frozen=True)
+class Protected:
+    """A person covered by measures in force: their own and their dossier's as a whole."""
+
+    person: Person
+    dossier: Dossier
+    measures: tuple[Measure, ...]
+
+
+@dataclass(frozen=True)
 class MonthlyAgenda:
     at: datetime
     groups: tuple[tuple[DossierKind, tuple[Review, ...]], ...]
+    persons: tuple[Protected, ...] = ()
 
     @property
     def count(self) -> int:
@@ -115,6 +125,24 @@ def flags(line: MeasureLine, at: datetime) -> tuple[Flag, ...]:
         found.append(Flag.ENDING_SOON)
     if line.measure.acknowledged_at is None:
         found.append(Flag.NOT_ACKNOWLEDGED)
+    return tuple(found)
+
+
+def protected(lines: list[MeasureLine]) -> tuple[Protected, ...]:
+    """Each person covered now, with the measures protecting them: their own, then their
+    dossier's as a whole (a patrol at the family's home protects each of them)."""
+    by_dossier: dict[str, list[MeasureLine]] = {}
+    for line in lines:
+        by_dossier.setdefault(line.dossier.ref, []).append(line)
+    found = []
+    for ref in sorted(by_dossier):
+        dossier = by_dossier[ref][0].dossier
+        measures = [line.measure for line in by_dossier[ref]]
+        for person in dossier.covered:
+            own = [m for m in measures if m.person_id == person.id]
+            whole = [m for m in measures if m.person_id is None]
+            if own or whole:
+                found.append(Protected(person, dossier, (*own, *whole)))
     return tuple(found)
 
 
@@ -157,9 +185,12 @@ class AgendaRules:
     async def monthly(self, at: datetime) -> MonthlyAgenda:
         """Every measure in force, grouped by persons, institutions and events."""
         groups: dict[DossierKind, list[Review]] = {kind: [] for kind in DossierKind}
-        for line in await self.store.measures():
+        lines = await self.store.measures()
+        for line in lines:
             groups[line.dossier.kind].append(Review(line, flags(line, at)))
-        return MonthlyAgenda(at, tuple((kind, tuple(groups[kind])) for kind in DossierKind))
+        return MonthlyAgenda(
+            at, tuple((kind, tuple(groups[kind])) for kind in DossierKind), protected(lines)
+        )
 
     async def daily(self, at: datetime) -> DailyAgenda:
         lines = await self.store.measures()

@@ -232,7 +232,7 @@ async def measure_show(ctx: Context, measure: MeasureRef) -> Reply:
     history = await ctx.workflow.measures.history(measure, reader(ctx, "measure show"))
     m = history.measure
     return Reply(
-        f"{m.ref} — {m.type} for {m.dossier_ref}",
+        f"{m.ref} — {m.type} for {history.person.label if history.person else m.dossier_ref}",
         fields=(
             ("State", str(m.state)),
             ("Details", m.details),

@@ -19,6 +19,7 @@ from workflow.model import (
     Measure,
     MeasureState,
     MeasureType,
+    Person,
     Proposal,
     ProposalAction,
     ProposalState,
@@ -45,6 +46,7 @@ class Proposed:
 class MeasureHistory:
     measure: Measure
     proposals: list[Proposal]
+    person: Person | None = None  # whom it protects; None: the dossier as a whole
 
 
 class MeasureRules:
@@ -296,7 +298,10 @@ class MeasureRules:
     async def history(self, measure_id: int, reader: Reader) -> MeasureHistory:
         measure = await self.require(measure_id)
         await self.wf.privacy.read(reader, measure.dossier_ref)
-        return MeasureHistory(measure, await self.store.proposals_of(measure_id))
+        dossier = await self.wf.dossiers.require(measure.dossier_ref)
+        return MeasureHistory(
+            measure, await self.store.proposals_of(measure_id), dossier.person(measure.person_id)
+        )
 
     async def pending(self, reader: Reader) -> list[Proposed]:
         """The approvals listing: a read of each listed proposal's dossier."""

@@ -122,11 +122,6 @@ class Dossier:
         """The persons the dossier covers now."""
         return tuple(p for p in self.persons if p.removed_at is None)
 
-    @property
-    def subjects(self) -> tuple[str, ...]:
-        """The names of the persons covered."""
-        return tuple(p.name for p in self.covered)
-
     def person(self, person_id: int | None) -> Person | None:
         return next((p for p in self.persons if p.id == person_id), None)
 

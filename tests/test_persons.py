@@ -12,6 +12,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import Connection, text
 
+from bot.render import to_html
 from commands import Reply, Severity
 from commands.agenda_views import document
 from config import Role
@@ -380,3 +381,11 @@ async def test_migration_turns_each_subject_into_a_numbered_person(database_url:
         ]
     finally:
         await db.close()
+
+
+async def test_person_names_are_escaped_in_the_html_of_show(chat: Chat) -> None:
+    ref = await family(chat)
+    await ok(chat, LIAISON, f'!dossier person add {ref} "<b>Eve</b> & co"')
+    html = to_html(await chat.say(POLICE, f"!dossier show {ref}"))
+    assert f"<h4>{ref}/3 &lt;b&gt;Eve&lt;/b&gt; &amp; co</h4>" in html
+    assert "<b>Eve</b>" not in html

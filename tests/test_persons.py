@@ -389,3 +389,15 @@ async def test_person_names_are_escaped_in_the_html_of_show(chat: Chat) -> None:
     html = to_html(await chat.say(POLICE, f"!dossier show {ref}"))
     assert f"<h4>{ref}/3 &lt;b&gt;Eve&lt;/b&gt; &amp; co</h4>" in html
     assert "<b>Eve</b>" not in html
+
+
+async def test_removing_a_person_takes_their_level_out_of_the_dossiers(chat: Chat) -> None:
+    ref = await family(chat)
+    await ok(chat, ANALYST, f"!threat log {ref} level=2 source=OCAD family")
+    await ok(chat, ANALYST, f"!threat log {ref} person=1 level=4 source=OCAD video")
+    await ok(chat, ANALYST, f"!threat log {ref} level=1 source=OCAD calmer")
+    level = dict((await chat.say(POLICE, f"!dossier show {ref}")).fields)["Threat level"]
+    assert level.startswith("4 VERY SERIOUS")
+    await ok(chat, LIAISON, f"!dossier person remove {ref}/1")
+    level = dict((await chat.say(POLICE, f"!dossier show {ref}")).fields)["Threat level"]
+    assert level.startswith("1 LOW")

@@ -19,6 +19,7 @@ daily digest lists every open assessed dossier: a worst case, not a typical day.
 Goal (issue 7): p95 under 20 ms for every family.
 
     .venv/bin/python bench/handling.py [--rounds 200] [--budget 60] [--postgres URL]
+        [--family "dossier (read)" ...]
 """
 
 from __future__ import annotations
@@ -61,11 +62,13 @@ EXAMPLE_CONFIG = Path(__file__).resolve().parents[1] / "config" / "example.yaml"
 SETUP_PROPOSALS = 20
 MIN_ROUNDS = 10
 ROOMS = {key: f"!{key.value}" for key in RoomKey}
-# family -> command templates; {d} is a random open dossier, {n} a counter
+# family -> command templates; {d} is a random open dossier, {f} a random open dossier with
+# persons (a family: its show lists levels and measures per person), {n} a counter
 FAMILIES: dict[str, list[str]] = {
     "core": ["!ping", "!help"],
     "dossier (read)": [
         "!dossier show {d}",
+        "!dossier show {f}",
         "!dossier list",
         "!dossier find summit",
         "!dossier timeline {d}",
@@ -130,13 +133,22 @@ def stats(samples: list[float]) -> dict[str, float]:
     }
 
 
-async def measure(url: str, rounds: int, budget: float) -> dict[str, object]:
+async def measure(
+    url: str, rounds: int, budget: float, only: list[str] | None = None
+) -> dict[str, object]:
     db = Database(url)
     await db.migrate()
     await seed_dossiers(db, dossiers=10_000, assessments=50_000)
     async with db.transaction() as session:
         rows = await session.execute(text("SELECT ref FROM dossiers WHERE status = 'open'"))
         open_refs = [str(r[0]) for r in rows]
+        rows = await session.execute(
+            text(
+                "SELECT ref FROM dossiers WHERE status = 'open' AND id IN "
+                "(SELECT dossier_id FROM dossier_persons GROUP BY dossier_id HAVING count(*) > 1)"
+            )
+        )
+        families = [str(r[0]) for r in rows]
     settings = load_settings(EXAMPLE_CONFIG)
     rules = policy(settings)
     everything = set(Role)
@@ -169,15 +181,23 @@ async def measure(url: str, rounds: int, budget: float) -> dict[str, object]:
     stamp = int(START.timestamp() * 1000)
 
     def command(template: str) -> str:
-        return template.format(d=rng.choice(open_refs), n=next(counter))
+        return template.format(d=rng.choice(open_refs), f=rng.choice(families), n=next(counter))
 
-    # M-1 must exist for `!measure show M-1`; twenty proposals wait for a decision.
-    for _ in range(SETUP_PROPOSALS):
-        made = await chat.say(USER, command("!measure propose {d} patrol bench setup {n}"))
+    # M-1 must exist for `!measure show M-1`; twenty proposals wait for a decision, half of
+    # them for one person of a family.
+    for n in range(SETUP_PROPOSALS):
+        setup = (
+            "!measure propose {f} close-protection for=1 bench setup {n}"
+            if n % 2
+            else ("!measure propose {d} patrol bench setup {n}")
+        )
+        made = await chat.say(USER, command(setup))
         assert made.severity is not Severity.ERROR, made.title
 
     results: dict[str, object] = {}
     for family, templates in FAMILIES.items():
+        if only and family not in only:
+            continue
         per_command: dict[str, object] = {}
         family_samples: list[float] = []
         for template in templates:
@@ -251,6 +271,9 @@ async def main() -> None:
     parser.add_argument("--postgres", default=os.environ.get("AEGIS_TEST_DATABASE_URL", ""))
     parser.add_argument("--output", default="handling", help="bench/results/<name>.json")
     parser.add_argument("--note", default="", help="stored with the results, e.g. 'trial run'")
+    parser.add_argument(
+        "--family", action="append", choices=list(FAMILIES), help="only these (repeatable)"
+    )
     args = parser.parse_args()
     report: dict[str, object] = {
         "machine": machine(),
@@ -264,12 +287,12 @@ async def main() -> None:
     assert isinstance(backends, dict)
     with tempfile.TemporaryDirectory() as tmp:
         sqlite = f"sqlite+aiosqlite:///{tmp}/bench.db"
-        backends["sqlite"] = await measure(sqlite, args.rounds, args.budget)
+        backends["sqlite"] = await measure(sqlite, args.rounds, args.budget, args.family)
         print(table("sqlite", backends["sqlite"]))
     if args.postgres:
         url = await create_pg(args.postgres)
         try:
-            backends["postgresql"] = await measure(url, args.rounds, args.budget)
+            backends["postgresql"] = await measure(url, args.rounds, args.budget, args.family)
             print(table("postgresql", backends["postgresql"]))
         finally:
             await drop_pg(url)

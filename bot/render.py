@@ -34,6 +34,8 @@ def to_plain(reply: Reply) -> str:
     parts = [MARKS[reply.severity] + reply.title]
     parts += [f"{name}: {value}" for name, value in reply.fields]
     parts += [f"• {line}" for line in reply.lines]
+    for group in reply.groups:
+        parts += [group.heading, *(f"• {line}" for line in group.lines)]
     if reply.code:
         parts.append(reply.code)
     return "\n".join(parts)
@@ -80,6 +82,9 @@ def to_html(reply: Reply, targets: Targets | None = None) -> str:
         )
     if reply.lines:
         html += "<ul>" + "".join(f"<li>{shown(line)}</li>" for line in reply.lines) + "</ul>"
+    for group in reply.groups:
+        html += f"<h4>{shown(group.heading)}</h4><ul>"
+        html += "".join(f"<li>{shown(line)}</li>" for line in group.lines) + "</ul>"
     if reply.code:
         html += f"<pre><code>{escape(reply.code)}</code></pre>"
     return html

@@ -30,6 +30,7 @@ from workflow.agenda import (
     DailyAgenda,
     MeasureLine,
     MonthlyAgenda,
+    Protected,
     Review,
     WeeklyAgenda,
 )
@@ -96,11 +97,23 @@ def _proposal(p: Proposed, tz: ZoneInfo) -> str:
 def _review(review: Review, tz: ZoneInfo, now: datetime) -> str:
     line, m = review.line, review.line.measure
     flags = f" | ⚑ {'; '.join(review.flags)}" if review.flags else ""
+    person = line.dossier.person(m.person_id)
+    protects = f" | for {person.ref} {person.name}" if person else ""
     return (
-        f"{m.ref} {m.type} [{m.state}] | {_dossier(line.dossier, now)} | "
+        f"{m.ref} {m.type} [{m.state}]{protects} | {_dossier(line.dossier, now)} | "
         f"start {when(m.starts_at, tz)}, end {when(m.ends_at, tz)}, "
         f"review {when(m.review_at or line.review_at, tz)}{flags}"
     )
+
+
+def _protected(protected: Protected, tz: ZoneInfo) -> str:
+    """`D-2026-0007/2 Anna Z (Family Z): M-3 close-protection, to …; M-1 patrol (whole dossier)`."""
+    measures = "; ".join(
+        f"{m.ref} {m.type}, to {when(m.ends_at, tz)}"
+        + ("" if m.person_id is not None else " (whole dossier)")
+        for m in protected.measures
+    )
+    return f"{protected.person.ref} {protected.person.name} ({protected.dossier.title}): {measures}"
 
 
 def _proposals(pending: tuple[Proposed, ...], tz: ZoneInfo) -> tuple[str, ...]:
@@ -166,6 +179,12 @@ def monthly_document(agenda: MonthlyAgenda, tz: ZoneInfo) -> Document:
             items.append(item)
             details[item] = decision_commands(review.line.measure)
         sections.append(Section(f"{GROUP_NAMES[kind]} ({len(reviews)})", tuple(items)))
+    sections.append(
+        Section(
+            f"Protected persons ({len(agenda.persons)})",
+            tuple(_protected(p, tz) for p in agenda.persons),
+        )
+    )
     month = agenda.start.astimezone(tz)
     return Document(
         f"Ambassades review — {month:%B %Y}, {agenda.count} measures in force",

@@ -18,15 +18,18 @@ from commands.arguments import (
 )
 from commands.context import Context
 from commands.declaration import command
+from commands.dossier_views import scope_groups
 from commands.errors import ArgumentError, shown
 from commands.formatting import level, one_line, period, when
-from commands.replies import Reply, RoomRequest, Severity
+from commands.replies import Group, Reply, RoomRequest, Severity
 from config import Role
 from workflow.access import Data
 from workflow.model import Basis, DossierFilter, DossierKind, DossierStatus, TimelineEntry
+from workflow.persons import PersonPick
 from workflow.privacy import Reader
 
 DOSSIER_RE = re.compile(r"^D-\d{4}-\d{4,}$", re.IGNORECASE)
+PERSON_RE = re.compile(r"^(?P<dossier>[^/\s]+)/(?P<number>\d{1,6})$")
 
 
 class DossierRef(str):
@@ -55,6 +58,33 @@ register_type(
 )
 
 
+class PersonRef(PersonPick):
+    """`D-2026-0007/2`: a person named with their dossier."""
+
+
+def _parse_person_ref(text: str, ctx: Context) -> PersonRef:
+    match = PERSON_RE.match(text.strip())
+    if not match:
+        raise ArgumentError(f"{shown(text)} is not a person like D-2026-0007/2")
+    return PersonRef(int(match["number"]), _parse_ref(match["dossier"], ctx))
+
+
+def _parse_person_pick(text: str, ctx: Context) -> PersonPick:
+    """`D-2026-0007/2`, or `2` for the person of that number in the dossier named."""
+    if text.strip().isdigit() and len(text.strip()) <= 6:
+        return PersonPick(int(text.strip()))
+    try:
+        return _parse_person_ref(text, ctx)
+    except ArgumentError:
+        raise ArgumentError(
+            f"{shown(text)} is not a person like D-2026-0007/2, or 2 within the dossier"
+        ) from None
+
+
+register_type(PersonRef, _parse_person_ref, name="D-id/n")
+register_type(PersonPick, _parse_person_pick, name="D-id/n|n")
+
+
 def reader(ctx: Context, command_name: str) -> Reader:
     """Who reads a dossier with which command: every read goes to the audit trail."""
     return Reader(ctx.actor, ctx.event_id, command_name)
@@ -77,7 +107,7 @@ register_type(ListStatus, _parse_status, name="open|closed|all")
 
 
 class Names(tuple[str, ...]):
-    """Comma-separated names: the persons a dossier covers."""
+    """Comma-separated names: the persons a dossier covers, one person each."""
 
 
 def _parse_names(text: str, ctx: Context) -> Names:
@@ -113,6 +143,7 @@ register_type(UserList, _parse_users, name="@a,@b")
         '!dossier open person "Visit of the President of X" category=head-of-state '
         'start="volgende maandag 9u" end="volgende maandag 18u" basis=status ref=BZ/2026/117',
         '!dossier open institution "Embassy of Y" category=embassy basis=threat',
+        '!dossier open person "Family Z" category=threatened-person subjects="Anna Z, Bert Z"',
     ],
 )
 async def dossier_open(
@@ -147,6 +178,7 @@ async def dossier_open(
             ("Dossier", f"{dossier.kind}/{dossier.category}: {dossier.title}"),
             ("Period", period(dossier, ctx.tz)),
             ("Lead", dossier.lead or "—"),
+            ("Persons", ", ".join(p.label for p in dossier.covered) or "—"),
         ),
         carries=Data.DOSSIER,
     )
@@ -154,7 +186,8 @@ async def dossier_open(
 
 @command(
     "dossier show",
-    help="A dossier's summary, current threat level and recent activity.",
+    help="A dossier's summary; levels and measures in force, scheduled or pending per "
+    "person, the dossier as a whole first; recent activity.",
     examples=["!dossier show D-2026-0007"],
 )
 async def dossier_show(ctx: Context, dossier: DossierRef) -> Reply:
@@ -168,8 +201,7 @@ async def dossier_show(ctx: Context, dossier: DossierRef) -> Reply:
         ("Basis", str(d.basis or "—")),
         ("Reference", d.external_ref or "—"),
         ("Lead", d.lead or "—"),
-        ("Subjects", ", ".join(d.subjects) or "—"),
-        ("Measures", "none active or pending"),
+        ("Persons", str(len(d.covered)) if d.covered else "—"),
     ]
     if view.latest is not None:
         fields.append(("Review due", when(view.latest.review_at, ctx.tz)))
@@ -178,7 +210,10 @@ async def dossier_show(ctx: Context, dossier: DossierRef) -> Reply:
     return Reply(
         f"{d.ref} — {d.title}",
         fields=tuple(fields),
-        lines=tuple(_entry(e, ctx) for e in view.recent),
+        groups=(
+            *scope_groups(d, view.scopes, ctx.now, ctx.tz),
+            Group("Recent activity", tuple(_entry(e, ctx) for e in view.recent)),
+        ),
         carries=Data.DOSSIER,
     )
 
@@ -269,7 +304,6 @@ async def dossier_edit(
     basis: Opt[Basis | None] = None,
     ref: Opt[str | None] = None,
     lead: Opt[UserId | None] = None,
-    subjects: Opt[Names | None] = None,
 ) -> Reply:
     given: dict[str, Any] = {
         "title": title,
@@ -279,7 +313,6 @@ async def dossier_edit(
         "basis": basis,
         "external_ref": ref,
         "lead": lead,
-        "subjects": subjects,
     }
     changes = {key: value for key, value in given.items() if value is not None}
     updated = await ctx.workflow.dossiers.edit(ctx.actor, ctx.event_id, dossier, changes)
@@ -289,6 +322,51 @@ async def dossier_edit(
         fields=(("Period", period(updated, ctx.tz)),),
         carries=Data.DOSSIER,
     )
+
+
+@command(
+    "dossier person add",
+    role=Role.LIAISON,
+    help="Add a person to a dossier; they get the next number in it (D-2026-0007/3).",
+    examples=['!dossier person add D-2026-0007 "Carla Z"'],
+)
+async def dossier_person_add(ctx: Context, dossier: DossierRef, name: str) -> Reply:
+    person = await ctx.workflow.persons.add(ctx.actor, ctx.event_id, dossier, name)
+    return Reply(
+        f"Added {person.ref} to {dossier}",
+        Severity.SUCCESS,
+        fields=(("Name", person.name),),
+        carries=Data.DOSSIER,
+    )
+
+
+@command(
+    "dossier person rename",
+    role=Role.LIAISON,
+    help="Correct the name of a person in a dossier.",
+    examples=['!dossier person rename D-2026-0007/2 "Bert Zeeman"'],
+)
+async def dossier_person_rename(ctx: Context, person: PersonRef, name: str) -> Reply:
+    renamed = await ctx.workflow.persons.rename(ctx.actor, ctx.event_id, person, name)
+    return Reply(
+        f"Renamed {renamed.ref}",
+        Severity.SUCCESS,
+        fields=(("Name", renamed.name),),
+        carries=Data.DOSSIER,
+    )
+
+
+@command(
+    "dossier person remove",
+    role=Role.LIAISON,
+    help="Remove a person from a dossier; refused while a measure of theirs is in force or "
+    "pending. Their number is not reused.",
+    examples=["!dossier person remove D-2026-0007/2"],
+)
+async def dossier_person_remove(ctx: Context, person: PersonRef) -> Reply:
+    removed = await ctx.workflow.persons.remove(ctx.actor, ctx.event_id, person)
+    # IDs only: the sender named the person by number.
+    return Reply(f"Removed {removed.ref} from {removed.dossier_ref}", Severity.SUCCESS)
 
 
 @command(

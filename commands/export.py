@@ -7,6 +7,7 @@ import enum
 import json
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from commands.arguments import Opt
 from commands.context import Context
@@ -15,7 +16,8 @@ from commands.dossier import DossierRef, reader
 from commands.formatting import when
 from commands.replies import Attachment, Reply, Severity
 from workflow.access import Data
-from workflow.dossiers import DossierRecord
+from workflow.dossiers import DossierRecord, Scope, by_person
+from workflow.model import Assessment, Measure
 
 
 class ExportFormat(enum.StrEnum):
@@ -27,8 +29,43 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
 
 
+def _assessment(a: Assessment) -> dict[str, Any]:
+    return {
+        "level": int(a.level),
+        "level_name": a.level.label,
+        "source": a.source.value,
+        "summary": a.summary,
+        "reference": a.external_ref,
+        "review": _iso(a.review_at),
+        "by": a.assessed_by,
+        "at": _iso(a.created_at),
+    }
+
+
+def _measure(m: Measure) -> dict[str, Any]:
+    return {
+        "id": m.ref,
+        "type": m.type.value,
+        "state": m.state.value,
+        "details": m.details,
+        "executor": m.executor,
+        "start": _iso(m.starts_at),
+        "end": _iso(m.ends_at),
+        "review": _iso(m.review_at),
+        "acknowledged_by": m.acknowledged_by,
+        "acknowledged_at": _iso(m.acknowledged_at),
+    }
+
+
+def _scopes(record: DossierRecord) -> tuple[Scope, ...]:
+    """The whole dossier first, then every person ever in it, removed ones too."""
+    return by_person(record.dossier, record.assessments, record.measures, removed_too=True)
+
+
 def as_json(record: DossierRecord) -> dict[str, Any]:
+    """The dossier's own assessments and measures at the top; each person's under them."""
     d = record.dossier
+    whole, *persons = _scopes(record)
     return {
         "dossier": {
             "id": d.ref,
@@ -39,7 +76,6 @@ def as_json(record: DossierRecord) -> dict[str, Any]:
             "basis": d.basis.value if d.basis else None,
             "reference": d.external_ref,
             "lead": d.lead,
-            "subjects": list(d.subjects),
             "start": _iso(d.starts_at),
             "end": _iso(d.ends_at),
             "room": d.room_id,
@@ -48,18 +84,18 @@ def as_json(record: DossierRecord) -> dict[str, Any]:
             "level": int(d.level) if d.level else None,
             "purged": _iso(d.purged_at),
         },
-        "assessments": [
+        "assessments": [_assessment(a) for a in whole.assessments],
+        "measures": [_measure(m) for m in whole.measures],
+        "persons": [
             {
-                "level": int(a.level),
-                "level_name": a.level.label,
-                "source": a.source.value,
-                "summary": a.summary,
-                "reference": a.external_ref,
-                "review": _iso(a.review_at),
-                "by": a.assessed_by,
-                "at": _iso(a.created_at),
+                "id": scope.person.ref,
+                "name": scope.person.name,
+                "removed": _iso(scope.person.removed_at),
+                "assessments": [_assessment(a) for a in scope.assessments],
+                "measures": [_measure(m) for m in scope.measures],
             }
-            for a in record.assessments
+            for scope in persons
+            if scope.person is not None
         ],
         "notes": [{"at": _iso(at), "by": by, "text": text} for at, by, text in record.notes],
         "timeline": [
@@ -102,7 +138,7 @@ def as_markdown(record: DossierRecord, ctx: Context) -> str:
         ("Basis", str(d.basis or "—")),
         ("Reference", d.external_ref or "—"),
         ("Lead", d.lead or "—"),
-        ("Subjects", ", ".join(d.subjects) or "—"),
+        ("Persons", ", ".join(p.label for p in d.persons) or "—"),
         ("Period", f"{when(d.starts_at, tz)} → {when(d.ends_at, tz)}"),
         ("Opened", f"{when(d.created_at, tz)} by {d.created_by}"),
         ("Current level", d.level.label if d.level else "no assessment"),
@@ -110,16 +146,12 @@ def as_markdown(record: DossierRecord, ctx: Context) -> str:
     if d.purged_at is not None:
         rows.append(("Purged", f"{when(d.purged_at, tz)}: personal data removed (retention)"))
     lines += [f"| {name} | {_cell(value)} |" for name, value in rows]
-    lines += ["", "## Threat assessments", ""]
-    if record.assessments:
-        lines += ["| When | Level | Source | By | Review | Summary |", "|---|---|---|---|---|---|"]
-        lines += [
-            f"| {when(a.created_at, tz)} | {a.level.label} | {a.source} | {a.assessed_by} | "
-            f"{when(a.review_at, tz)} | {_cell(a.summary)} |"
-            for a in record.assessments
-        ]
-    else:
-        lines.append("None.")
+    for scope in _scopes(record):
+        heading = scope.person.label if scope.person else "The dossier as a whole"
+        lines += ["", f"## {heading}", ""]
+        lines += _assessment_table(scope.assessments, tz)
+        lines.append("")
+        lines += _measure_table(scope.measures, tz)
     lines += ["", "## Notes", ""]
     lines += [f"- {when(at, tz)}, {by}: {_cell(text)}" for at, by, text in record.notes] or [
         "None."
@@ -140,6 +172,34 @@ def as_markdown(record: DossierRecord, ctx: Context) -> str:
         for a in record.audit
     ]
     return "\n".join(lines) + "\n"
+
+
+def _assessment_table(assessments: tuple[Assessment, ...], tz: ZoneInfo) -> list[str]:
+    if not assessments:
+        return ["Threat assessments: none."]
+    return [
+        "| When | Level | Source | By | Review | Summary |",
+        "|---|---|---|---|---|---|",
+        *(
+            f"| {when(a.created_at, tz)} | {a.level.label} | {a.source} | {a.assessed_by} | "
+            f"{when(a.review_at, tz)} | {_cell(a.summary)} |"
+            for a in assessments
+        ),
+    ]
+
+
+def _measure_table(measures: tuple[Measure, ...], tz: ZoneInfo) -> list[str]:
+    if not measures:
+        return ["Measures: none."]
+    return [
+        "| Measure | Type | State | Start | End | Details |",
+        "|---|---|---|---|---|---|",
+        *(
+            f"| {m.ref} | {m.type} | {m.state} | {when(m.starts_at, tz)} | "
+            f"{when(m.ends_at, tz)} | {_cell(m.details)} |"
+            for m in measures
+        ),
+    ]
 
 
 @command(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import TypeVar
+from typing import Annotated, TypeVar
 
-from commands.arguments import Mine, Opt, Rest, register_type
+from commands.arguments import Kind, Mine, Opt, Rest, Spelled, register_type
 from commands.context import Context
 from commands.declaration import command
 from commands.dossier import DossierRef, reader
@@ -24,6 +24,7 @@ from config import Role
 from workflow.access import Data
 from workflow.approvals import Decision, prompt_ref
 from workflow.model import MeasureState, MeasureType, ProposalAction, ProposalState
+from workflow.persons import PersonPick
 
 
 class MeasureRef(int):
@@ -95,10 +96,12 @@ register_type(StatusFilter, _parse_status, name="proposed|active|ended|all")
 @command(
     "measure propose",
     role=Role.LIAISON,
-    help="Propose a protective measure; the minister's office approves it by reaction.",
+    help="Propose a protective measure, for the dossier as a whole or for one person in it "
+    "(for=2 or for=D-2026-0007/2); the minister's office approves it by reaction.",
     examples=[
         '!measure propose D-2026-0007 close-protection start=tomorrow end="in 10 days" '
         "executor=DAB visit programme includes public appearances",
+        "!measure propose D-2026-0007 close-protection for=1 threatened on social media",
         "!measure propose D-2026-0007 patrol urgent=yes threats posted this morning",
     ],
 )
@@ -111,6 +114,7 @@ async def measure_propose(
     end: Opt[datetime | None] = None,
     executor: Opt[str | None] = None,
     urgent: Opt[Flag | None] = None,
+    for_person: Annotated[PersonPick | None, Kind.OPTION, Spelled("for")] = None,
 ) -> Reply:
     proposed = await ctx.workflow.measures.propose(
         ctx.actor,
@@ -123,6 +127,7 @@ async def measure_propose(
         executor=executor,
         urgent=urgent == "yes",
         details=details,
+        person=for_person,
     )
     return proposed_reply(proposed, ctx.now, ctx.tz)
 
@@ -243,7 +248,7 @@ async def measure_show(ctx: Context, measure: MeasureRef) -> Reply:
     history = await ctx.workflow.measures.history(measure, reader(ctx, "measure show"))
     m = history.measure
     return Reply(
-        f"{m.ref} — {m.type} for {m.dossier_ref}",
+        f"{m.ref} — {m.type} for {history.person.label if history.person else m.dossier_ref}",
         fields=(
             ("State", str(m.state)),
             ("Details", m.details),

@@ -60,6 +60,7 @@ def _fields(proposed: Proposed, now: datetime, tz: ZoneInfo) -> tuple[tuple[str,
     d, m, p = proposed.dossier, proposed.measure, proposed.proposal
     fields = [
         ("Dossier", f"{d.ref} — {d.title} ({d.kind}/{d.category})"),
+        ("For", person.label if (person := d.person(m.person_id)) else "the dossier as a whole"),
         ("Threat level", threat(proposed, now)),
         ("Measure", what(proposed)),
         ("Period", measure_period(m, tz)),

@@ -43,6 +43,15 @@ class Link:
 
 
 @dataclass(frozen=True)
+class Group:
+    """A list under a heading of its own, after the reply's lines: what applies to each
+    person of a dossier, say."""
+
+    heading: str
+    lines: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Reply:
     """`carries` says what personal data the reply (with its attachments) shows, so the
     runtime posts it only where every member may read that (workflow/access.py); None for
@@ -52,6 +61,7 @@ class Reply:
     severity: Severity = Severity.INFO
     lines: tuple[str, ...] = ()
     fields: tuple[tuple[str, str], ...] = ()
+    groups: tuple[Group, ...] = ()
     code: str | None = None
     also: tuple[Announcement, ...] = field(default=())
     attachments: tuple[Attachment, ...] = ()

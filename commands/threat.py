@@ -14,6 +14,7 @@ from commands.replies import DETAILS_WITHHELD, Announcement, Notify, Reply, Room
 from config import Occasion, Role
 from workflow.access import Data
 from workflow.model import Source, ThreatLevel
+from workflow.persons import PersonPick
 
 
 def _parse_level(text: str, ctx: Context) -> ThreatLevel:
@@ -31,10 +32,12 @@ register_type(ThreatLevel, _parse_level, name="1-4")
 @command(
     "threat log",
     role=Role.ANALYST,
-    help="Log a threat assessment on a dossier; a change of level is announced.",
+    help="Log a threat assessment on a dossier, or on one person in it (person=2 or "
+    "person=D-2026-0007/2); a change of level is announced.",
     examples=[
         '!threat log D-2026-0007 level=3 source=OCAD review="in 14 days" ref=OCAD/26/311 '
         "online threats against the family",
+        "!threat log D-2026-0007 person=2 level=4 source=OCAD named in a threatening video",
     ],
 )
 async def threat_log(
@@ -45,6 +48,7 @@ async def threat_log(
     summary: Rest[str],
     review: Opt[datetime | None] = None,
     ref: Opt[str | None] = None,
+    person: Opt[PersonPick | None] = None,
 ) -> Reply:
     logged = await ctx.workflow.threats.log(
         ctx.actor,
@@ -55,11 +59,13 @@ async def threat_log(
         summary=summary,
         review_at=review,
         external_ref=ref,
+        person=person,
     )
     new = logged.assessment
+    scope = logged.scope
     # The level is part of the assessment: the brief form says only that it changed.
     brief = Reply(
-        f"Threat assessment of {dossier} changed", Severity.WARNING, lines=(DETAILS_WITHHELD,)
+        f"Threat assessment of {scope} changed", Severity.WARNING, lines=(DETAILS_WITHHELD,)
     )
     # At the highest level the liaisons must act on it, so their clients notify them.
     notify = None
@@ -68,12 +74,12 @@ async def threat_log(
     title = None
     if logged.changed and logged.previous is not None:
         title = (
-            f"Threat level of {dossier} changed: {logged.previous.level.label} → {new.level.label}"
+            f"Threat level of {scope} changed: {logged.previous.level.label} → {new.level.label}"
         )
         if logged.raised_to_serious:
-            title = f"THREAT LEVEL RAISED to {new.level.label} — {dossier}"
+            title = f"THREAT LEVEL RAISED to {new.level.label} — {scope}"
     elif logged.previous is None and logged.raised_to_serious:
-        title = f"THREAT LEVEL {new.level.label} — {dossier} (first assessment)"
+        title = f"THREAT LEVEL {new.level.label} — {scope} (first assessment)"
     announcements: tuple[Announcement, ...] = ()
     if title is not None:
         told = Reply(
@@ -89,10 +95,15 @@ async def threat_log(
             Announcement(r, told, brief=brief, notify=notify if r is RoomKey.COORDINATION else None)
             for r in rooms
         )
+    assessed = (("Person", logged.person.label),) if logged.person else ()
     return Reply(
-        f"{dossier}: threat level {new.level.label}",
+        f"{scope}: threat level {new.level.label}",
         Severity.WARNING if new.level >= ThreatLevel.SERIOUS else Severity.SUCCESS,
-        fields=(("Source", str(new.source)), ("Review", when(new.review_at, ctx.tz))),
+        fields=(
+            *assessed,
+            ("Source", str(new.source)),
+            ("Review", when(new.review_at, ctx.tz)),
+        ),
         also=announcements,
         carries=Data.DOSSIER,
     )

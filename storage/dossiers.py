@@ -1,4 +1,4 @@
-"""Queries for dossiers, their subjects, notes, assessments and timeline."""
+"""Queries for dossiers, their persons, notes, assessments and timeline."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import exists, func, or_, select, update
+from sqlalchemy import Select, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.runtime import dialect_insert
@@ -14,8 +14,9 @@ from storage.tables import (
     AssessmentRow,
     DossierCounter,
     DossierRow,
+    MeasureRow,
     NoteRow,
-    SubjectRow,
+    PersonRow,
     TimelineRow,
 )
 from workflow.model import (
@@ -25,6 +26,7 @@ from workflow.model import (
     DossierFilter,
     DossierKind,
     DossierStatus,
+    Person,
     Source,
     ThreatLevel,
     TimelineEntry,
@@ -44,7 +46,7 @@ def aware(value: datetime) -> datetime:
     return result
 
 
-def dossier_record(row: DossierRow, subjects: Sequence[str] = ()) -> Dossier:
+def dossier_record(row: DossierRow, persons: Sequence[Person] = ()) -> Dossier:
     return Dossier(
         ref=row.ref,
         kind=DossierKind(row.kind),
@@ -62,7 +64,7 @@ def dossier_record(row: DossierRow, subjects: Sequence[str] = ()) -> Dossier:
         updated_at=aware(row.updated_at),
         level=ThreatLevel(row.level) if row.level else None,
         level_at=utc_or_none(row.level_at),
-        subjects=tuple(subjects),
+        persons=tuple(persons),
         purged_at=utc_or_none(row.purged_at),
         room_requested_at=utc_or_none(row.room_requested_at),
     )
@@ -80,17 +82,22 @@ async def next_sequence(session: AsyncSession, year: int) -> int:
     return int((await session.execute(stmt)).scalar_one())
 
 
-async def insert(session: AsyncSession, fields: dict[str, Any], subjects: Sequence[str]) -> Dossier:
+def person_record(row: PersonRow, dossier_ref: str) -> Person:
+    return Person(row.id, dossier_ref, row.number, row.name, utc_or_none(row.removed_at))
+
+
+async def insert(session: AsyncSession, fields: dict[str, Any], names: Sequence[str]) -> Dossier:
+    """The dossier and one person per name, numbered 1, 2, ... in the order given."""
     row = DossierRow(**fields)
     session.add(row)
     await session.flush()
-    for name in subjects:
-        session.add(SubjectRow(dossier_id=row.id, name=name))
-    return dossier_record(row, subjects)
-
-
-async def _row(session: AsyncSession, ref: str) -> DossierRow | None:
-    return (await session.scalars(select(DossierRow).where(DossierRow.ref == ref))).first()
+    people = [
+        PersonRow(dossier_id=row.id, number=n, name=name, added_at=row.created_at)
+        for n, name in enumerate(names, start=1)
+    ]
+    session.add_all(people)
+    await session.flush()
+    return dossier_record(row, [person_record(p, row.ref) for p in people])
 
 
 async def get(session: AsyncSession, ref: str) -> Dossier | None:
@@ -98,17 +105,66 @@ async def get(session: AsyncSession, ref: str) -> Dossier | None:
 
 
 async def get_many(session: AsyncSession, refs: Sequence[str]) -> dict[str, Dossier]:
-    """Dossiers with their subjects, in two queries however many are asked for."""
+    """Dossiers with their persons, in two queries however many are asked for."""
     rows = list(await session.scalars(select(DossierRow).where(DossierRow.ref.in_(set(refs)))))
-    names: dict[int, list[str]] = {row.id: [] for row in rows}
-    subjects = await session.execute(
-        select(SubjectRow.dossier_id, SubjectRow.name)
-        .where(SubjectRow.dossier_id.in_(names))
-        .order_by(SubjectRow.id)
+    persons = await persons_of(session, {row.id: row.ref for row in rows})
+    return {row.ref: dossier_record(row, persons[row.id]) for row in rows}
+
+
+async def persons_of(session: AsyncSession, refs: dict[int, str]) -> dict[int, list[Person]]:
+    """The persons of each dossier (id -> ref), by number, in one query."""
+    persons: dict[int, list[Person]] = {dossier_id: [] for dossier_id in refs}
+    for person in await session.scalars(
+        select(PersonRow)
+        .where(PersonRow.dossier_id.in_(refs))
+        .order_by(PersonRow.dossier_id, PersonRow.number)
+    ):
+        persons[person.dossier_id].append(person_record(person, refs[person.dossier_id]))
+    return persons
+
+
+async def add_person(session: AsyncSession, ref: str, name: str, at: datetime) -> Person:
+    """The next number of the dossier, counting removed persons too: never reused. Two
+    racing adds cannot share a number: the unique index refuses the second."""
+    dossier_id = await _id(session, ref)
+    last = await session.scalar(
+        select(func.max(PersonRow.number)).where(PersonRow.dossier_id == dossier_id)
     )
-    for dossier_id, name in subjects:
-        names[dossier_id].append(name)
-    return {row.ref: dossier_record(row, names[row.id]) for row in rows}
+    row = PersonRow(dossier_id=dossier_id, number=int(last or 0) + 1, name=name, added_at=at)
+    session.add(row)
+    await session.flush()
+    return person_record(row, ref)
+
+
+async def rename_person(session: AsyncSession, person_id: int, name: str) -> None:
+    await session.execute(update(PersonRow).where(PersonRow.id == person_id).values(name=name))
+
+
+async def remove_person(session: AsyncSession, person_id: int, at: datetime) -> None:
+    """Marks the person removed and recomputes the dossier's level without them."""
+    dossier_id = await session.scalar(
+        update(PersonRow)
+        .where(PersonRow.id == person_id)
+        .values(removed_at=at)
+        .returning(PersonRow.dossier_id)
+    )
+    assert dossier_id is not None
+    await _refresh_level(session, int(dossier_id))
+
+
+async def coverage(session: AsyncSession, year: int) -> tuple[int, int]:
+    """(dossiers opened in `year`, distinct persons they cover). The year is the one in the
+    dossier's ID (its opening year, local time). A person removed from a dossier counts if a
+    measure of their own protected them; otherwise they were entered but never covered."""
+    opened = DossierRow.ref.like(f"D-{year}-%")
+    dossiers = await session.scalar(select(func.count()).select_from(DossierRow).where(opened))
+    protected = exists().where(MeasureRow.person_id == PersonRow.id)
+    persons = await session.scalar(
+        select(func.count(PersonRow.id))
+        .join(DossierRow, PersonRow.dossier_id == DossierRow.id)
+        .where(opened, or_(PersonRow.removed_at.is_(None), protected))
+    )
+    return int(dossiers or 0), int(persons or 0)
 
 
 async def latest_assessments(session: AsyncSession, refs: Sequence[str]) -> dict[str, Assessment]:
@@ -143,15 +199,6 @@ async def rooms(session: AsyncSession) -> dict[str, str]:
 
 async def update_fields(session: AsyncSession, ref: str, fields: dict[str, Any]) -> None:
     await session.execute(update(DossierRow).where(DossierRow.ref == ref).values(**fields))
-
-
-async def replace_subjects(session: AsyncSession, ref: str, subjects: Sequence[str]) -> None:
-    row = await _row(session, ref)
-    assert row is not None
-    for old in await session.scalars(select(SubjectRow).where(SubjectRow.dossier_id == row.id)):
-        await session.delete(old)
-    for name in subjects:
-        session.add(SubjectRow(dossier_id=row.id, name=name))
 
 
 async def _id(session: AsyncSession, ref: str) -> int:
@@ -201,6 +248,7 @@ async def add_assessment(session: AsyncSession, assessment: Assessment, event_id
     session.add(
         AssessmentRow(
             dossier_id=dossier_id,
+            person_id=assessment.person_id,
             level=int(assessment.level),
             source=assessment.source.value,
             summary=assessment.summary,
@@ -211,11 +259,67 @@ async def add_assessment(session: AsyncSession, assessment: Assessment, event_id
             event_id=event_id,
         )
     )
+    await session.flush()
+    await _refresh_level(session, dossier_id)
+
+
+def _latest_per_scope(dossier_id: int) -> Select[int]:
+    """The newest assessment of the whole dossier and of each person still covered."""
+    return (
+        select(func.max(AssessmentRow.id))
+        .outerjoin(PersonRow, AssessmentRow.person_id == PersonRow.id)
+        .where(AssessmentRow.dossier_id == dossier_id, PersonRow.removed_at.is_(None))
+        .group_by(AssessmentRow.person_id)
+    )
+
+
+async def _refresh_level(session: AsyncSession, dossier_id: int) -> None:
+    """The dossier's level is the highest current one, of the dossier as a whole or of any
+    person it covers: `!dossier list level>=3` must find a family with one person at 3.
+    Without person assessments this is the latest assessment's level, as it always was."""
+    rows = (
+        await session.execute(
+            select(AssessmentRow.level, AssessmentRow.created_at).where(
+                AssessmentRow.id.in_(_latest_per_scope(dossier_id))
+            )
+        )
+    ).all()
+    top = max(rows, key=lambda row: (row.level, aware(row.created_at)), default=None)
     await session.execute(
         update(DossierRow)
         .where(DossierRow.id == dossier_id)
-        .values(level=int(assessment.level), level_at=assessment.created_at)
+        .values(level=top.level if top else None, level_at=top.created_at if top else None)
     )
+
+
+async def latest_assessment(
+    session: AsyncSession, ref: str, person_id: int | None
+) -> Assessment | None:
+    """The newest assessment of the whole dossier (None) or of one person."""
+    row = (
+        await session.scalars(
+            select(AssessmentRow)
+            .where(
+                AssessmentRow.dossier_id == await _id(session, ref),
+                AssessmentRow.person_id.is_(None)
+                if person_id is None
+                else AssessmentRow.person_id == person_id,
+            )
+            .order_by(AssessmentRow.id.desc())
+            .limit(1)
+        )
+    ).first()
+    return assessment_record(ref, row) if row else None
+
+
+async def current_assessments(session: AsyncSession, ref: str) -> list[Assessment]:
+    """The newest assessment of the whole dossier and of each person it covers."""
+    rows = await session.scalars(
+        select(AssessmentRow)
+        .where(AssessmentRow.id.in_(_latest_per_scope(await _id(session, ref))))
+        .order_by(AssessmentRow.id)
+    )
+    return [assessment_record(ref, row) for row in rows]
 
 
 def assessment_record(ref: str, row: AssessmentRow) -> Assessment:
@@ -228,6 +332,7 @@ def assessment_record(ref: str, row: AssessmentRow) -> Assessment:
         review_at=aware(row.review_at),
         assessed_by=row.assessed_by,
         created_at=aware(row.created_at),
+        person_id=row.person_id,
     )
 
 

@@ -42,6 +42,7 @@ def measure_record(row: MeasureRow, dossier_ref: str) -> Measure:
         created_at=aware(row.created_at),
         acknowledged_by=row.acknowledged_by,
         acknowledged_at=utc_or_none(row.acknowledged_at),
+        person_id=row.person_id,
     )
 
 
@@ -104,7 +105,7 @@ class MeasureStore:
         self,
         dossier_ref: str | None,
         states: Sequence[MeasureState] | None,
-        limit: int = 200,
+        limit: int | None = 200,
         involving: str | None = None,
     ) -> list[Measure]:
         """`involving`: only measures the user proposed (or proposed a change to), voted

@@ -9,7 +9,13 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from storage.dossiers import assessment_record, aware, dossier_record, utc_or_none
+from storage.dossiers import (
+    assessment_record,
+    aware,
+    dossier_record,
+    persons_of,
+    utc_or_none,
+)
 from storage.measures import measure_record
 from storage.tables import AssessmentRow, DossierRow, MeasureRow, MeetingChangeRow, TimelineRow
 from workflow.agenda import AssessmentChange, Change, MeasureLine
@@ -94,6 +100,7 @@ def _fast_measure(row: Any, dossier_ref: str) -> Measure:
         created_at=aware(row.created_at),
         acknowledged_by=row.acknowledged_by,
         acknowledged_at=utc_or_none(row.acknowledged_at),
+        person_id=row.person_id,
     )
 
 
@@ -135,7 +142,10 @@ class AgendaStore:
                 )
             )
         ).all()
-        dossiers = {row.id: dossier_record(cast(DossierRow, row)) for row in dossier_rows}
+        persons = await persons_of(self.session, {row.id: row.ref for row in dossier_rows})
+        dossiers = {
+            row.id: dossier_record(cast(DossierRow, row), persons[row.id]) for row in dossier_rows
+        }
         reviews = await self._latest_reviews(sorted(dossiers))
         measure_rows = (
             await self.session.execute(select(MeasureRow.__table__).where(wanted))

@@ -18,8 +18,8 @@ from storage.tables import (
     DossierRow,
     MeasureRow,
     NoteRow,
+    PersonRow,
     ProposalRow,
-    SubjectRow,
     TimelineRow,
 )
 from workflow.model import DossierKind, DossierStatus
@@ -114,7 +114,7 @@ class PrivacyStore:
     async def personal_data(self, ref: str) -> PersonalData:
         dossier_id, measures, proposals, targets = await self._ids(ref)
         return PersonalData(
-            subjects=await self._count(SubjectRow.id, SubjectRow.dossier_id == dossier_id),
+            persons=await self._count(PersonRow.id, PersonRow.dossier_id == dossier_id),
             notes=await self._count(NoteRow.id, NoteRow.dossier_id == dossier_id),
             assessments=await self._count(AssessmentRow.id, AssessmentRow.dossier_id == dossier_id),
             timeline=await self._count(TimelineRow.id, TimelineRow.dossier_id == dossier_id),
@@ -137,7 +137,11 @@ class PrivacyStore:
             .where(DossierRow.id == dossier_id)
             .values(title=placeholder, external_ref=None, purged_at=now)
         )
-        await session.execute(delete(SubjectRow).where(SubjectRow.dossier_id == dossier_id))
+        # Names go, rows stay: measures and assessments name them, and the yearly count of
+        # persons covered must not change when an old dossier is purged.
+        await session.execute(
+            update(PersonRow).where(PersonRow.dossier_id == dossier_id).values(name=placeholder)
+        )
         await session.execute(delete(NoteRow).where(NoteRow.dossier_id == dossier_id))
         await session.execute(
             update(AssessmentRow)

@@ -16,7 +16,7 @@ from storage.measures import MeasureStore
 from storage.meetings import AgendaStore, MeetingStore
 from storage.privacy import PrivacyStore
 from storage.reminders import ReminderStore
-from workflow.model import Assessment, Dossier, DossierFilter, TimelineEntry
+from workflow.model import Assessment, Dossier, DossierFilter, Person, TimelineEntry
 from workflow.role_model import RequestState, RoleRequest
 
 
@@ -78,8 +78,8 @@ class Store:
     async def next_dossier_sequence(self, year: int) -> int:
         return await dossiers.next_sequence(self.session, year)
 
-    async def insert_dossier(self, fields: dict[str, Any], subjects: Sequence[str]) -> Dossier:
-        return await dossiers.insert(self.session, fields, subjects)
+    async def insert_dossier(self, fields: dict[str, Any], names: Sequence[str]) -> Dossier:
+        return await dossiers.insert(self.session, fields, names)
 
     async def dossier(self, ref: str) -> Dossier | None:
         return await dossiers.get(self.session, ref)
@@ -99,8 +99,17 @@ class Store:
     async def update_dossier(self, ref: str, fields: dict[str, Any]) -> None:
         await dossiers.update_fields(self.session, ref, fields)
 
-    async def replace_subjects(self, ref: str, subjects: Sequence[str]) -> None:
-        await dossiers.replace_subjects(self.session, ref, subjects)
+    async def add_person(self, ref: str, name: str, at: datetime) -> Person:
+        return await dossiers.add_person(self.session, ref, name, at)
+
+    async def rename_person(self, person_id: int, name: str) -> None:
+        await dossiers.rename_person(self.session, person_id, name)
+
+    async def remove_person(self, person_id: int, at: datetime) -> None:
+        await dossiers.remove_person(self.session, person_id, at)
+
+    async def coverage(self, year: int) -> tuple[int, int]:
+        return await dossiers.coverage(self.session, year)
 
     async def add_timeline(
         self, ref: str, *, at: datetime, actor: str, kind: str, text: str, event_id: str
@@ -118,6 +127,12 @@ class Store:
 
     async def add_assessment(self, assessment: Assessment, event_id: str) -> None:
         await dossiers.add_assessment(self.session, assessment, event_id)
+
+    async def latest_assessment(self, ref: str, person_id: int | None) -> Assessment | None:
+        return await dossiers.latest_assessment(self.session, ref, person_id)
+
+    async def current_assessments(self, ref: str) -> list[Assessment]:
+        return await dossiers.current_assessments(self.session, ref)
 
     async def assessments(self, ref: str, limit: int | None = None) -> list[Assessment]:
         return await dossiers.assessments(self.session, ref, limit)

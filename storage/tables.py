@@ -165,13 +165,21 @@ class DossierRow(Base):
     )
 
 
-class SubjectRow(Base):
-    """The persons a dossier covers: one dossier can protect a whole family."""
+class PersonRow(Base):
+    """A person a dossier covers: one dossier can protect a whole family. `number` is the
+    person's short reference inside the dossier (`D-2026-0007/2`), never reused: a removed
+    person keeps the row (and the number), since ended measures and old assessments name it,
+    and the yearly count of persons covered must not change afterwards."""
 
-    __tablename__ = "dossier_subjects"
+    __tablename__ = "dossier_persons"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    dossier_id: Mapped[int] = mapped_column(ForeignKey("dossiers.id"), index=True)
+    dossier_id: Mapped[int] = mapped_column(ForeignKey("dossiers.id"))
+    number: Mapped[int] = mapped_column(Integer)
     name: Mapped[str] = mapped_column(String(200))
+    added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    removed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    __table_args__ = (Index("ix_dossier_persons_number", "dossier_id", "number", unique=True),)
 
 
 class NoteRow(Base):
@@ -196,6 +204,8 @@ class AssessmentRow(Base):
     assessed_by: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     event_id: Mapped[str] = mapped_column(String(255))
+    # The person assessed; None: the dossier as a whole.
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("dossier_persons.id"), nullable=True)
 
     __table_args__ = (Index("ix_assessments_dossier", "dossier_id", "id"),)
 
@@ -259,6 +269,10 @@ class MeasureRow(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     acknowledged_by: Mapped[str | None] = mapped_column(String(255), nullable=True)
     acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # The person protected; None: the dossier as a whole (a patrol at the family's home).
+    person_id: Mapped[int | None] = mapped_column(
+        ForeignKey("dossier_persons.id"), nullable=True, index=True
+    )
 
 
 class ProposalRow(Base):

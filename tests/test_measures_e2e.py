@@ -267,6 +267,9 @@ async def test_full_path_propose_approve_order_acknowledge(
         assert dossier in body(order1)
         assert content(order1)["m.mentions"] == {"user_ids": [police.user_id]}
         assert field(await show(world, m1), "State") == "active"
+        summary = await ask(world.alice, world.coordination, f"!dossier show {dossier}")
+        assert f"• {m1} · close-protection · — → " in summary, summary
+        assert re.search(rf"• {m1} · close-protection · — → .* · active\n", summary), summary
 
         # A police user acknowledges with ✅ on the order; the order shows it.
         await police.react(rooms["operations"], order1.event_id, "✅")

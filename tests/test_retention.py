@@ -22,6 +22,7 @@ from storage import audit
 from storage.db import MIGRATIONS, Database
 from tests.support.bot_runner import run_aegis
 from tests.support.chat import START, Chat, text_of
+from workflow.persons import Coverage
 from workflow.privacy import PersonalData, retention_cutoff
 
 LIAISON = "@lia:aegis.test"
@@ -32,7 +33,16 @@ MINA = "@mina:aegis.test"
 OPERATOR = "cli:operator"
 YEARS = 5
 # Personal data of the old dossier: none of it may survive the purge, anywhere.
-SECRETS = ("Jan Peeters", "Ruritania", "BZ/2020/117", "grey van", "Rue Haute", "motorbike")
+SECRETS = (
+    "Jan Peeters",
+    "Mia Vos",
+    "Peeters-Vos",
+    "Ruritania",
+    "BZ/2020/117",
+    "grey van",
+    "Rue Haute",
+    "motorbike",
+)
 
 
 def make_chat(db: Database, now: datetime = START) -> Chat:
@@ -67,11 +77,14 @@ async def open_dossier(chat: Chat, title: str, extra: str = "") -> str:
 
 
 async def old_dossier_full_of_personal_data(chat: Chat) -> str:
-    """Subjects, a reference, notes, an assessment, a withdrawn and a rejected measure with a
-    rationale: every place personal data can sit. Closed at the chat's current time."""
+    """Persons (one added and renamed later), a reference, notes, an assessment, a withdrawn
+    and a rejected measure with a rationale: every place personal data can sit. Closed at the
+    chat's current time."""
     ref = await open_dossier(
         chat, "Protection of Jan Peeters", 'subjects="Jan Peeters, M. Peeters" ref=BZ/2020/117'
     )
+    await say_ok(chat, LIAISON, f'!dossier person add {ref} "Mia Peeters-Vos"')
+    await say_ok(chat, LIAISON, f'!dossier person rename {ref}/3 "Mia Vos"')
     await say_ok(chat, LIAISON, f"!dossier note {ref} a grey van seen at Rue Haute")
     await say_ok(chat, ANALYST, f"!threat log {ref} level=3 source=OCAD threats from Ruritania")
     first = await say_ok(chat, LIAISON, f"!measure propose {ref} patrol around Rue Haute")
@@ -103,7 +116,7 @@ async def every_row(db: Database) -> dict[str, list[tuple[Any, ...]]]:
     """The whole database, table by table, in a stable order."""
     tables = [
         "dossiers",
-        "dossier_subjects",
+        "dossier_persons",
         "dossier_notes",
         "threat_assessments",
         "dossier_timeline",
@@ -177,14 +190,19 @@ async def test_purge_removes_personal_data_of_old_closed_dossiers_only(
 
     assert list(done) == [old]
     assert done[old] == PersonalData(
-        subjects=2, notes=1, assessments=1, timeline=9, measures=2, proposals=2, audit_entries=11
+        persons=3, notes=1, assessments=1, timeline=11, measures=2, proposals=2, audit_entries=13
     )
     dump = json.dumps(await every_row(database), default=str)
     for secret in SECRETS:
         assert secret not in dump, secret
     assert "Anna Open" in dump and "Bert arrives by train" in dump
     shown = text_of(await chat.say(READER, f"!dossier show {old}"))
-    assert f"{old} — (purged)" in shown and "Subjects: —" in shown and "Purged:" in shown
+    assert f"{old} — (purged)" in shown and "Purged:" in shown
+    # The persons stay as numbered rows, so the year's count of persons covered holds.
+    assert all(f"\n{old}/{n} (purged)\n" in shown for n in (1, 2, 3))
+    async with chat.workflow() as wf:
+        # The old dossier's 3 persons and Anna Open, opened the same year.
+        assert await wf.persons.coverage(int(old[2:6])) == Coverage(int(old[2:6]), 2, 4)
     assert "Kind: person/other" in shown and "Status: closed" in shown
     assert (await chat.say(READER, f"!dossier show {recent}")).title.endswith("Bert Recent")
     assert "Bert Recent" in before_recent
@@ -332,7 +350,7 @@ async def test_cli_purge_dry_run_changes_nothing_then_purges(
 
     code, out, err = await run_aegis("purge", "-c", str(config), "--dry-run")
     assert code == 0, err
-    assert f"would purge {old} (person, closed 2015-03-02): 2 subjects, 1 notes" in out
+    assert f"would purge {old} (person, closed 2015-03-02): 3 persons, 1 notes" in out
     assert recent not in out
     assert "1 dossier(s) would be purged; dry run, nothing changed" in out
     assert await every_row(database) == before

@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from workflow.model import Assessment, Dossier, DossierKind, Measure, ThreatLevel
+from workflow.model import Assessment, Dossier, DossierKind, Measure, Person, ThreatLevel
 
 if TYPE_CHECKING:
     from storage.meetings import AgendaStore
@@ -83,11 +83,21 @@ class WeeklyAgenda:
 
 
 @dataclass(frozen=True)
+class Protected:
+    """A person covered by measures in force: their own and their dossier's as a whole."""
+
+    person: Person
+    dossier: Dossier
+    measures: tuple[Measure, ...]
+
+
+@dataclass(frozen=True)
 class MonthlyAgenda:
     at: datetime
     start: datetime
     end: datetime
     groups: tuple[tuple[DossierKind, tuple[Review, ...]], ...]
+    persons: tuple[Protected, ...] = ()
 
     @property
     def count(self) -> int:
@@ -147,6 +157,24 @@ def flags(line: MeasureLine, at: datetime) -> tuple[Flag, ...]:
     return tuple(found)
 
 
+def protected(lines: list[MeasureLine]) -> tuple[Protected, ...]:
+    """Each person covered now, with the measures protecting them: their own, then their
+    dossier's as a whole (a patrol at the family's home protects each of them)."""
+    by_dossier: dict[str, list[MeasureLine]] = {}
+    for line in lines:
+        by_dossier.setdefault(line.dossier.ref, []).append(line)
+    found = []
+    for ref in sorted(by_dossier):
+        dossier = by_dossier[ref][0].dossier
+        measures = [line.measure for line in by_dossier[ref]]
+        for person in dossier.covered:
+            own = [m for m in measures if m.person_id == person.id]
+            whole = [m for m in measures if m.person_id is None]
+            if own or whole:
+                found.append(Protected(person, dossier, (*own, *whole)))
+    return tuple(found)
+
+
 class AgendaRules:
     def __init__(self, workflow: Workflow) -> None:
         self.wf = workflow
@@ -188,10 +216,15 @@ class AgendaRules:
         calendar month of `at`."""
         start, end = month_window(at, self.wf.policy.timezone)
         groups: dict[DossierKind, list[Review]] = {kind: [] for kind in DossierKind}
-        for line in await self.store.measures():
+        lines = await self.store.measures()
+        for line in lines:
             groups[line.dossier.kind].append(Review(line, flags(line, at)))
         return MonthlyAgenda(
-            at, start, end, tuple((kind, tuple(groups[kind])) for kind in DossierKind)
+            at,
+            start,
+            end,
+            tuple((kind, tuple(groups[kind])) for kind in DossierKind),
+            protected(lines),
         )
 
     async def daily(self, at: datetime) -> DailyAgenda:

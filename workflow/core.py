@@ -63,6 +63,7 @@ class Workflow:
         from workflow.measures import MeasureRules
         from workflow.meetings import MeetingRules
         from workflow.membership import MembershipRules
+        from workflow.persons import PersonRules
         from workflow.privacy import PrivacyRules
         from workflow.reminders import ReminderRules
         from workflow.roles import RoleRules
@@ -79,6 +80,7 @@ class Workflow:
         # what the command looked up was displayed to nobody and is recorded as no read.
         self.room_may_read: Callable[[Data], bool] = lambda data: True
         self.dossiers = DossierRules(self)
+        self.persons = PersonRules(self)
         self.threats = ThreatRules(self)
         self.roles = RoleRules(self)
         self.measures = MeasureRules(self)

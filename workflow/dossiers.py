@@ -18,8 +18,11 @@ from workflow.model import (
     DossierFilter,
     DossierKind,
     DossierStatus,
+    Measure,
+    Person,
     TimelineEntry,
 )
+from workflow.privacy import LIVE_MEASURES
 
 if TYPE_CHECKING:
     from storage.audit import AuditRecordRow
@@ -36,7 +39,6 @@ EDITABLE = (
     "basis",
     "external_ref",
     "lead",
-    "subjects",
 )
 
 
@@ -49,10 +51,40 @@ class Page:
 
 
 @dataclass(frozen=True)
+class Scope:
+    """What applies to one person of a dossier, or (person None) to the dossier as a whole."""
+
+    person: Person | None
+    assessments: tuple[Assessment, ...]
+    measures: tuple[Measure, ...]
+
+
+def by_person(
+    dossier: Dossier,
+    assessments: Sequence[Assessment],
+    measures: Sequence[Measure],
+    removed_too: bool = False,
+) -> tuple[Scope, ...]:
+    """The whole dossier first, then each person by number (removed ones only if asked:
+    a record keeps them, a summary shows who is covered now)."""
+    persons = dossier.persons if removed_too else dossier.covered
+    return tuple(
+        Scope(
+            person,
+            tuple(a for a in assessments if a.person_id == (person.id if person else None)),
+            tuple(m for m in measures if m.person_id == (person.id if person else None)),
+        )
+        for person in (None, *persons)
+    )
+
+
+@dataclass(frozen=True)
 class DossierView:
     dossier: Dossier
     latest: Assessment | None
     recent: list[TimelineEntry]
+    scopes: tuple[Scope, ...]
+    """Per scope its current assessment (if any) and its measures in force or pending."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +93,7 @@ class DossierRecord:
 
     dossier: Dossier
     assessments: list[Assessment]
+    measures: list[Measure]
     notes: list[tuple[datetime, str, str]]
     timeline: list[TimelineEntry]
     audit: list[AuditRecordRow]
@@ -130,6 +163,7 @@ class DossierRules:
         lead: str | None,
         subjects: Sequence[str],
     ) -> Dossier:
+        """One person per subject name, numbered in the order given."""
         title = check_title(title)
         category = check_category(kind, category or "other")
         check_period(starts_at, ends_at)
@@ -176,14 +210,9 @@ class DossierRules:
         check_period(
             changes.get("starts_at", dossier.starts_at), changes.get("ends_at", dossier.ends_at)
         )
-        subjects = changes.pop("subjects", None)
         if "basis" in changes and changes["basis"] is not None:
             changes["basis"] = changes["basis"].value
-        if changes:
-            await self.store.update_dossier(ref, changes)
-        if subjects is not None:
-            await self.store.replace_subjects(ref, subjects)
-            changes["subjects"] = ", ".join(subjects)
+        await self.store.update_dossier(ref, changes)
         described = "; ".join(f"{k} = {_show(v)}" for k, v in changes.items())
         await self._record(
             actor, event_id, ref, "edited", described, {k: _show(v) for k, v in changes.items()}
@@ -219,8 +248,16 @@ class DossierRules:
         dossier = await self.require(ref)
         await self.wf.privacy.read(reader, ref)
         latest = await self.store.assessments(ref, limit=1)
+        live = await self.store.measures.listing(ref, LIVE_MEASURES)
         return DossierView(
-            dossier, latest[0] if latest else None, await self.store.timeline(ref, 8)
+            dossier,
+            latest[0] if latest else None,
+            await self.store.timeline(ref, 8),
+            by_person(
+                dossier,
+                await self.store.current_assessments(ref),
+                sorted(live, key=lambda m: m.id),
+            ),
         )
 
     async def timeline(self, ref: str, reader: Reader) -> list[TimelineEntry]:
@@ -251,6 +288,7 @@ class DossierRules:
         record = DossierRecord(
             dossier,
             await self.store.assessments(ref),
+            sorted(await self.store.measures.listing(ref, None, limit=None), key=lambda m: m.id),
             await self.store.notes(ref),
             await self.store.timeline(ref),
             await self.store.audit_entries(ref),

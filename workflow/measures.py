@@ -19,6 +19,7 @@ from workflow.model import (
     Measure,
     MeasureState,
     MeasureType,
+    Person,
     Proposal,
     ProposalAction,
     ProposalState,
@@ -27,6 +28,7 @@ from workflow.model import (
 if TYPE_CHECKING:
     from storage.measures import MeasureStore
     from workflow.core import Workflow
+    from workflow.persons import PersonPick
     from workflow.privacy import Reader
 
 
@@ -52,6 +54,7 @@ class Ordered:
 class MeasureHistory:
     measure: Measure
     proposals: list[Proposal]
+    person: Person | None = None  # whom it protects; None: the dossier as a whole
 
 
 class MeasureRules:
@@ -111,12 +114,15 @@ class MeasureRules:
         executor: str | None,
         urgent: bool,
         details: str,
+        person: PersonPick | None = None,
     ) -> Proposed:
+        """`person`: the person the measure protects; None: the dossier as a whole."""
         dossier = await self.wf.dossiers.require(dossier_ref)
         if dossier.status is DossierStatus.CLOSED:
             raise Refused(
                 f"{dossier_ref} is closed; measures can only be proposed on an open dossier"
             )
+        protected = await self.wf.persons.resolve(dossier_ref, person)
         if not details.strip():
             raise Refused("details: say what the measure is and why")
         if ends_at is not None and ends_at <= self.wf.now:
@@ -138,12 +144,14 @@ class MeasureRules:
                 "created_by": actor,
                 "created_at": self.wf.now,
                 "updated_at": self.wf.now,
+                "person_id": protected.id if protected else None,
             },
         )
         proposal = await self._add_proposal(
             actor, room_id, measure, ProposalAction.CREATE, {}, details.strip(), urgent
         )
-        note = f"{measure.ref} {type} proposed as {proposal.ref}"
+        note = f"{measure.ref} {type}" + (f" for {protected.ref}" if protected else "")
+        note += f" proposed as {proposal.ref}"
         await self._note(
             actor,
             event_id,
@@ -156,7 +164,8 @@ class MeasureRules:
             "measure.propose",
             dossier_ref,
             event_id,
-            {"measure": measure.ref, "proposal": proposal.ref, "urgent": urgent},
+            {"measure": measure.ref, "proposal": proposal.ref, "urgent": urgent}
+            | ({"person": protected.ref} if protected else {}),
         )
         return await self.context(proposal)
 
@@ -302,7 +311,10 @@ class MeasureRules:
     async def history(self, measure_id: int, reader: Reader) -> MeasureHistory:
         measure = await self.require(measure_id)
         await self.wf.privacy.read(reader, measure.dossier_ref)
-        return MeasureHistory(measure, await self.store.proposals_of(measure_id))
+        dossier = await self.wf.dossiers.require(measure.dossier_ref)
+        return MeasureHistory(
+            measure, await self.store.proposals_of(measure_id), dossier.person(measure.person_id)
+        )
 
     async def pending(self, reader: Reader) -> list[Proposed]:
         """The approvals listing: a read of each listed proposal's dossier."""

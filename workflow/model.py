@@ -75,6 +75,27 @@ _LEVEL_NAMES = {
 
 
 @dataclass(frozen=True)
+class Person:
+    """A person a dossier covers, `D-2026-0007/2` inside it. A removed person stays on
+    record (ended measures and old assessments name them) but is no longer covered."""
+
+    id: int
+    dossier_ref: str
+    number: int
+    name: str
+    removed_at: datetime | None = None
+
+    @property
+    def ref(self) -> str:
+        return f"{self.dossier_ref}/{self.number}"
+
+    @property
+    def label(self) -> str:
+        """`D-2026-0007/2 Anna Peeters`, marked when removed."""
+        return f"{self.ref} {self.name}" + (" (removed)" if self.removed_at else "")
+
+
+@dataclass(frozen=True)
 class Dossier:
     ref: str
     kind: DossierKind
@@ -92,9 +113,17 @@ class Dossier:
     updated_at: datetime
     level: ThreatLevel | None
     level_at: datetime | None
-    subjects: tuple[str, ...] = ()
+    persons: tuple[Person, ...] = ()  # by number, removed ones included
     purged_at: datetime | None = None  # personal data removed by retention: a tombstone
     room_requested_at: datetime | None = None  # `!dossier room` asked, the room not yet made
+
+    @property
+    def covered(self) -> tuple[Person, ...]:
+        """The persons the dossier covers now."""
+        return tuple(p for p in self.persons if p.removed_at is None)
+
+    def person(self, person_id: int | None) -> Person | None:
+        return next((p for p in self.persons if p.id == person_id), None)
 
 
 @dataclass(frozen=True)
@@ -107,6 +136,7 @@ class Assessment:
     review_at: datetime
     assessed_by: str
     created_at: datetime
+    person_id: int | None = None  # None: the dossier as a whole
 
 
 @dataclass(frozen=True)
@@ -202,6 +232,7 @@ class Measure:
     created_at: datetime
     acknowledged_by: str | None
     acknowledged_at: datetime | None
+    person_id: int | None = None  # None: the dossier as a whole
 
     @property
     def ref(self) -> str:

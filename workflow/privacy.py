@@ -1,10 +1,11 @@
 """Data protection: who read a dossier, and how long its personal data is kept.
 
 Retention: `retention.closed_dossier_years` after a dossier was closed, its personal data is
-removed. Free text and names go (title, subjects, notes, external references, timeline texts,
-assessment summaries, measure details, proposal reasons and rationales, audit details), the
-personal reminders about the dossier are deleted, and the dossier stays as a tombstone with
-its ID, kind, category, dates, levels and states; the officials' actions stay on the timeline
+removed. Free text and names go (title, persons' names, notes, external references, timeline
+texts, assessment summaries, measure details, proposal reasons and rationales, audit details),
+the personal reminders about the dossier are deleted, and the dossier stays as a tombstone
+with its ID, kind, category, dates, levels and states (its persons as numbered rows, so
+yearly counts of persons covered stay exact); the officials' actions stay on the timeline
 and in the audit trail, so references still resolve. A dossier with a measure still in
 force or a proposal pending is held, not purged.
 
@@ -60,7 +61,7 @@ class ClosedDossier:
 class PersonalData:
     """How many records of a dossier hold personal data (before a purge) or held it."""
 
-    subjects: int = 0
+    persons: int = 0
     notes: int = 0
     assessments: int = 0
     timeline: int = 0

@@ -8,17 +8,27 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from workflow.errors import Refused
-from workflow.model import Assessment, Source, ThreatLevel
+from workflow.model import Assessment, Person, Source, ThreatLevel
 
 if TYPE_CHECKING:
     from workflow.core import Workflow
+    from workflow.persons import PersonPick
     from workflow.privacy import Reader
 
 
 @dataclass(frozen=True)
 class Logged:
+    """`previous` is the last assessment of the same scope: the same person, or the
+    dossier as a whole."""
+
     assessment: Assessment
     previous: Assessment | None
+    person: Person | None = None
+
+    @property
+    def scope(self) -> str:
+        """What was assessed: `D-2026-0007` or `D-2026-0007/2`."""
+        return self.person.ref if self.person else self.assessment.dossier_ref
 
     @property
     def changed(self) -> bool:
@@ -47,14 +57,17 @@ class ThreatRules:
         summary: str,
         review_at: datetime | None,
         external_ref: str | None,
+        person: PersonPick | None = None,
     ) -> Logged:
         await self.wf.dossiers.require_open(ref)
+        assessed = await self.wf.persons.resolve(ref, person)
+        person_id = assessed.id if assessed else None
         if not summary.strip():
             raise Refused("summary: describe the assessment")
         review = review_at or self.wf.now + timedelta(days=self.wf.policy.review_days)
         if review <= self.wf.now:
             raise Refused("review: must be in the future")
-        previous = await self.store.assessments(ref, limit=1)
+        previous = await self.store.latest_assessment(ref, person_id)
         assessment = Assessment(
             dossier_ref=ref,
             level=level,
@@ -64,6 +77,7 @@ class ThreatRules:
             review_at=review,
             assessed_by=actor,
             created_at=self.wf.now,
+            person_id=person_id,
         )
         await self.store.add_assessment(assessment, event_id)
         await self.store.add_timeline(
@@ -71,13 +85,15 @@ class ThreatRules:
             at=self.wf.now,
             actor=actor,
             kind="assessment",
-            text=f"threat level {level.label} ({source}): {assessment.summary}",
+            text=(f"{assessed.ref}: " if assessed else "")
+            + f"threat level {level.label} ({source}): {assessment.summary}",
             event_id=event_id,
         )
-        await self.wf.audit(
-            actor, "threat.log", ref, event_id, {"level": int(level), "source": source.value}
-        )
-        return Logged(assessment, previous[0] if previous else None)
+        detail: dict[str, object] = {"level": int(level), "source": source.value}
+        if assessed:
+            detail["person"] = assessed.ref
+        await self.wf.audit(actor, "threat.log", ref, event_id, detail)
+        return Logged(assessment, previous, assessed)
 
     async def history(self, ref: str, reader: Reader) -> list[Assessment]:
         await self.wf.dossiers.require(ref)

@@ -150,6 +150,8 @@ class Chat:
 def text_of(reply: Reply) -> str:
     """Everything a reader sees, for assertions on content."""
     parts = [reply.title, *reply.lines, *(f"{k}: {v}" for k, v in reply.fields)]
+    for group in reply.groups:
+        parts += [group.heading, *group.lines]
     if reply.code:
         parts.append(reply.code)
     return "\n".join(parts)

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import insert, text
 
 from storage.db import Database
-from storage.tables import AssessmentRow, DossierCounter, DossierRow, NoteRow
+from storage.tables import AssessmentRow, DossierCounter, DossierRow, NoteRow, PersonRow
 from workflow.model import CATEGORIES, DossierKind
 
 WORDS = [
@@ -50,6 +50,24 @@ async def seed_dossiers(db: Database, dossiers: int, assessments: int, seed: int
                 "level": None,
             }
         )
+    # One to three persons per person dossier, as a family would be.
+    person_rows: list[dict[str, object]] = []
+    persons_of: dict[int, list[int]] = {}
+    for dossier_id, row in enumerate(rows, start=1):
+        if row["kind"] != DossierKind.PERSON.value:
+            continue
+        for number in range(1, rng.randint(1, 3) + 1):
+            person_id = len(person_rows) + 1
+            persons_of.setdefault(dossier_id, []).append(person_id)
+            person_rows.append(
+                {
+                    "id": person_id,
+                    "dossier_id": dossier_id,
+                    "number": number,
+                    "name": f"{rng.choice(WORDS).title()} Person {person_id}",
+                    "added_at": row["created_at"],
+                }
+            )
     levels: dict[int, tuple[int, datetime]] = {}
     assessment_rows = []
     for n in range(assessments):
@@ -57,9 +75,13 @@ async def seed_dossiers(db: Database, dossiers: int, assessments: int, seed: int
         at = BASE + timedelta(minutes=11 * n)
         level = rng.randint(1, 4)
         levels[dossier_id] = (level, at)
+        # A third of a family's assessments are of one person in it.
+        persons = persons_of.get(dossier_id, [])
+        person_id = rng.choice(persons) if persons and rng.random() < 1 / 3 else None
         assessment_rows.append(
             {
                 "dossier_id": dossier_id,
+                "person_id": person_id,
                 "level": level,
                 "source": rng.choice(["OCAD", "police", "VSSE"]),
                 "summary": f"assessment {n} {rng.choice(WORDS)}",
@@ -87,6 +109,8 @@ async def seed_dossiers(db: Database, dossiers: int, assessments: int, seed: int
     async with db.transaction() as session:
         for start in range(0, len(rows), 2000):
             await session.execute(insert(DossierRow), rows[start : start + 2000])
+        for start in range(0, len(person_rows), 5000):
+            await session.execute(insert(PersonRow), person_rows[start : start + 5000])
         for start in range(0, len(assessment_rows), 5000):
             await session.execute(insert(AssessmentRow), assessment_rows[start : start + 5000])
         for start in range(0, len(notes), 5000):
@@ -98,3 +122,10 @@ async def seed_dossiers(db: Database, dossiers: int, assessments: int, seed: int
             await session.execute(
                 text("SELECT setval('dossiers_id_seq', (SELECT max(id) FROM dossiers))")
             )
+            if person_rows:
+                await session.execute(
+                    text(
+                        "SELECT setval('dossier_persons_id_seq', "
+                        "(SELECT max(id) FROM dossier_persons))"
+                    )
+                )

@@ -1,14 +1,14 @@
 """Personal reminders (`!remind`).
 
 Revision ID: 0014_reminders
-Revises: 0011_audience
+Revises: 0012_persons
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0014_reminders"
-down_revision = "0011_audience"
+down_revision = "0012_persons"
 branch_labels = None
 depends_on = None
 

@@ -24,6 +24,7 @@ from config import Role
 from workflow.access import Data
 from workflow.model import Basis, DossierFilter, DossierKind, DossierStatus, TimelineEntry
 from workflow.privacy import Reader
+from workflow.search import Field, Hit, matches, query_words
 
 DOSSIER_RE = re.compile(r"^D-\d{4}-\d{4,}$", re.IGNORECASE)
 
@@ -220,19 +221,39 @@ async def dossier_list(
 
 @command(
     "dossier find",
-    help="Search dossier titles, IDs, references and notes.",
-    examples=["!dossier find embassy", "!dossier find BZ/2026"],
+    help="Search dossier IDs, titles, protected persons, categories, references and notes; "
+    "case and accents do not matter, every word must match (as a word's start).",
+    examples=["!dossier find israel", "!dossier find embassy ruritania", "!dossier find BZ/2026"],
 )
 async def dossier_find(ctx: Context, text: Rest[str]) -> Reply:
     found = await ctx.workflow.dossiers.find(text, reader(ctx, "dossier find"))
-    if not found:
+    if not found.hits:
         # Only what the sender typed in this very room.
         return Reply(f"Nothing found for “{text.strip()}”.")
+    more = (
+        f", the {len(found.hits)} most recently active shown"
+        if found.total > len(found.hits)
+        else ""
+    )
+    words = query_words(text)
     return Reply(
-        f"{len(found)} found for “{text.strip()}”",
-        lines=tuple(one_line(d, ctx.now) for d in found),
+        f"{found.total} found for “{text.strip()}”{more}",
+        lines=tuple(_hit(hit, words) for hit in found.hits),
         carries=Data.DOSSIER,
     )
+
+
+def _hit(hit: Hit, words: list[str]) -> str:
+    """`D-2026-0007 · Visit of X · open · matched: subject Israël Cohen; note`."""
+    d = hit.dossier
+    what = []
+    for field in hit.matched:
+        names = [name for name in d.subjects if matches(words, name)]
+        if field is Field.SUBJECT and names:
+            what.append(f"subject {', '.join(names)}")
+        else:
+            what.append(str(field))
+    return f"{d.ref} · {d.title} · {d.status} · matched: {'; '.join(what)}"
 
 
 @command(

@@ -6,10 +6,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import exists, func, or_, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.runtime import dialect_insert
+from storage.search import matched_fields, matching, refresh_terms
 from storage.tables import (
     AssessmentRow,
     DossierCounter,
@@ -29,6 +30,7 @@ from workflow.model import (
     ThreatLevel,
     TimelineEntry,
 )
+from workflow.search import Field, Found, Hit
 
 
 def utc_or_none(value: datetime | None) -> datetime | None:
@@ -86,6 +88,7 @@ async def insert(session: AsyncSession, fields: dict[str, Any], subjects: Sequen
     await session.flush()
     for name in subjects:
         session.add(SubjectRow(dossier_id=row.id, name=name))
+    await refresh_terms(session, row.id)
     return dossier_record(row, subjects)
 
 
@@ -141,8 +144,14 @@ async def rooms(session: AsyncSession) -> dict[str, str]:
     return {room_id: ref for room_id, ref in rows.all() if room_id}
 
 
+# The dossier's own columns that `!dossier find` searches.
+_SEARCHED = frozenset({"title", "category", "external_ref"})
+
+
 async def update_fields(session: AsyncSession, ref: str, fields: dict[str, Any]) -> None:
     await session.execute(update(DossierRow).where(DossierRow.ref == ref).values(**fields))
+    if _SEARCHED & set(fields):
+        await refresh_terms(session, await _id(session, ref))
 
 
 async def replace_subjects(session: AsyncSession, ref: str, subjects: Sequence[str]) -> None:
@@ -152,6 +161,7 @@ async def replace_subjects(session: AsyncSession, ref: str, subjects: Sequence[s
         await session.delete(old)
     for name in subjects:
         session.add(SubjectRow(dossier_id=row.id, name=name))
+    await refresh_terms(session, row.id)
 
 
 async def _id(session: AsyncSession, ref: str) -> int:
@@ -185,15 +195,11 @@ async def add_timeline(
 async def add_note(
     session: AsyncSession, ref: str, *, author: str, text: str, at: datetime, event_id: str
 ) -> None:
+    dossier_id = await _id(session, ref)
     session.add(
-        NoteRow(
-            dossier_id=await _id(session, ref),
-            author=author,
-            text=text,
-            created_at=at,
-            event_id=event_id,
-        )
+        NoteRow(dossier_id=dossier_id, author=author, text=text, created_at=at, event_id=event_id)
     )
+    await refresh_terms(session, dossier_id)
 
 
 async def add_assessment(session: AsyncSession, assessment: Assessment, event_id: str) -> None:
@@ -292,25 +298,25 @@ async def listing(
     return [dossier_record(row) for row in rows], int(total or 0)
 
 
-async def find(session: AsyncSession, text: str, limit: int) -> list[Dossier]:
-    """Titles, IDs, external references and notes, case-insensitively."""
-    pattern = "%" + text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-
-    def like(column: Any) -> Any:
-        return func.lower(column).like(pattern, escape="\\")
-
-    in_notes = exists().where(NoteRow.dossier_id == DossierRow.id, like(NoteRow.text))
-    rows = await session.scalars(
-        select(DossierRow)
-        .where(
-            or_(
-                like(DossierRow.title),
-                like(DossierRow.ref),
-                like(DossierRow.external_ref),
-                in_notes,
-            )
+async def find(session: AsyncSession, words: Sequence[str], limit: int) -> Found:
+    """The dossiers with a term starting with each word (workflow/search.py), newest
+    activity first: index range scans, whatever the number of dossiers."""
+    if not words:
+        return Found([], 0)
+    ids = matching(words)
+    total = int(await session.scalar(select(func.count()).select_from(ids)) or 0)
+    if not total:
+        return Found([], 0)
+    rows = (
+        await session.execute(
+            select(DossierRow.id, DossierRow.ref)
+            .where(DossierRow.id.in_(select(ids.c.dossier_id)))
+            .order_by(DossierRow.updated_at.desc(), DossierRow.id.desc())
+            .limit(limit)
         )
-        .order_by(DossierRow.updated_at.desc(), DossierRow.id.desc())
-        .limit(limit)
-    )
-    return [dossier_record(row) for row in rows]
+    ).all()
+    found = await get_many(session, [row.ref for row in rows])
+    fields = await matched_fields(session, [row.id for row in rows], words)
+    order = list(Field)
+    hits = [Hit(found[ref], tuple(sorted(fields[id_], key=order.index))) for id_, ref in rows]
+    return Found(hits, total)

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import audit
 from storage.dossiers import aware
+from storage.search import refresh_terms
 from storage.tables import (
     AssessmentRow,
     DossierRow,
@@ -158,6 +159,7 @@ class PrivacyStore:
             proposal.changes = _scrub(proposal.changes, placeholder)
             if proposal.rationale is not None:
                 proposal.rationale = placeholder
+        await refresh_terms(session, dossier_id)  # a purged dossier keeps no search terms
         seqs = await audit.seqs_for(session, targets)
         await audit.tombstone(session, seqs)
         await session.flush()

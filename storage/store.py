@@ -17,6 +17,7 @@ from storage.meetings import AgendaStore, MeetingStore
 from storage.privacy import PrivacyStore
 from workflow.model import Assessment, Dossier, DossierFilter, TimelineEntry
 from workflow.role_model import RequestState, RoleRequest
+from workflow.search import Found
 
 
 class Store:
@@ -131,5 +132,5 @@ class Store:
     ) -> tuple[list[Dossier], int]:
         return await dossiers.listing(self.session, wanted, offset, limit)
 
-    async def find_dossiers(self, text: str, limit: int) -> list[Dossier]:
-        return await dossiers.find(self.session, text, limit)
+    async def find_dossiers(self, words: Sequence[str], limit: int) -> Found:
+        return await dossiers.find(self.session, words, limit)

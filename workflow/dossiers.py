@@ -20,6 +20,7 @@ from workflow.model import (
     DossierStatus,
     TimelineEntry,
 )
+from workflow.search import MIN_WORD, Found, query_words
 
 if TYPE_CHECKING:
     from storage.audit import AuditRecordRow
@@ -236,12 +237,13 @@ class DossierRules:
         await self.wf.privacy.read_many(reader, [d.ref for d in dossiers])
         return Page(dossiers, total, page, max(1, -(-total // size)))
 
-    async def find(self, text: str, reader: Reader) -> list[Dossier]:
+    async def find(self, text: str, reader: Reader) -> Found:
         """The search text is not recorded: it may be a protected person's name."""
-        if len(text.strip()) < 2:
-            raise Refused("find: give at least two characters")
-        found = await self.store.find_dossiers(text.strip(), FIND_LIMIT)
-        await self.wf.privacy.read_many(reader, [d.ref for d in found])
+        words = query_words(text)
+        if not words:
+            raise Refused(f"find: give a word of at least {MIN_WORD} characters")
+        found = await self.store.find_dossiers(words, FIND_LIMIT)
+        await self.wf.privacy.read_many(reader, [hit.dossier.ref for hit in found.hits])
         return found
 
     async def record(self, ref: str, reader: Reader) -> DossierRecord:

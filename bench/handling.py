@@ -68,6 +68,7 @@ FAMILIES: dict[str, list[str]] = {
         "!dossier show {d}",
         "!dossier list",
         "!dossier find summit",
+        "!dossier find Summit COUNCIL",
         "!dossier timeline {d}",
     ],
     "dossier (write)": [

@@ -18,7 +18,7 @@ from commands.errors import ArgumentError
 from commands.help import suggestion, usage
 from commands.replies import Reply, Severity
 from commands.tokens import TokenError, tokenize
-from workflow.errors import Refused
+from workflow.errors import NotFound, Refused
 
 _WORD = re.compile(r"\S+")
 # Only a bounded prefix of an unknown command is echoed back or written to the audit trail.
@@ -106,6 +106,8 @@ class Dispatcher:
             values["registry"] = self.registry
         try:
             return Dispatched(await declared.handler(ctx, **values), name, Outcome.OK)
+        except NotFound as missing:
+            return Dispatched(await _not_found(missing, ctx), name, refused)
         except Refused as refusal:
             # The rules said no before writing anything: the sender learns why, nothing else.
             return Dispatched(_error(str(refusal)), name, refused)
@@ -135,6 +137,13 @@ class Dispatcher:
             lines=(f"Send {self.prefix}help {declared.name} for details and examples.",),
             code=usage(declared, self.prefix),
         )
+
+
+async def _not_found(missing: NotFound, ctx: Context) -> Reply:
+    """Names the closest IDs that exist and that the sender may see; IDs only, so the reply
+    carries nothing to withhold."""
+    near = await ctx.workflow.closest_ids(missing.ref, ctx.roles)
+    return _error(str(missing), (f"Did you mean {' or '.join(near)}?",) if near else ())
 
 
 def _error(title: str, lines: tuple[str, ...] = ()) -> Reply:

@@ -24,25 +24,33 @@ from config import Role
 from workflow.access import Data
 from workflow.model import Basis, DossierFilter, DossierKind, DossierStatus, TimelineEntry
 from workflow.privacy import Reader
+from workflow.refs import DOSSIER_SHAPE, normal_ref
 from workflow.search import Field, Hit, matches, query_words
-
-DOSSIER_RE = re.compile(r"^D-\d{4}-\d{4,}$", re.IGNORECASE)
 
 
 class DossierRef(str):
-    """`D-2026-0007`; in a dossier's own room it may be left out."""
+    """`D-2026-0007`, however typed (`d-2026-7`); in a dossier's own room it may be left out."""
 
 
 def _parse_ref(text: str, ctx: Context) -> DossierRef:
-    if not DOSSIER_RE.match(text.strip()):
-        raise ArgumentError(f"{shown(text)} is not a dossier ID like D-2026-0007")
-    return DossierRef(text.strip().upper())
+    ref = normal_ref(text)
+    if ref is not None:
+        return DossierRef(ref)
+    if re.fullmatch(r"[A-Za-z]{1,3}-[\d-]*", text.strip()):
+        raise ArgumentError(f"{shown(text)} is not a dossier ID ({DOSSIER_SHAPE})")
+    # A word where the ID should be: most likely a name the sender wants the dossier of.
+    raise ArgumentError(
+        f"{shown(text)} is not a dossier ID ({DOSSIER_SHAPE}); "
+        f"to look for it, try {ctx.prefix}dossier find {text.strip()[:60]}"
+    )
 
 
 async def _room_dossier(ctx: Context) -> DossierRef:
     ref = await ctx.workflow.dossiers.for_room(ctx.room_id)
     if ref is None:
-        raise ArgumentError("name the dossier (D-2026-0007); only a dossier's own room may omit it")
+        raise ArgumentError(
+            f"name the dossier ({DOSSIER_SHAPE}); only a dossier's own room may omit it"
+        )
     return DossierRef(ref)
 
 
@@ -51,7 +59,7 @@ register_type(
     _parse_ref,
     name="D-id",
     omitted=_room_dossier,
-    looks_like=lambda word: bool(DOSSIER_RE.match(word)),
+    looks_like=lambda word: normal_ref(word) is not None,
 )
 
 

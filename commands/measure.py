@@ -43,7 +43,7 @@ def numbered(prefix: str, kind: type[R]) -> object:
     def parse(text: str, ctx: Context) -> R:
         match = pattern.match(text.strip())
         if not match:
-            raise ArgumentError(f"{shown(text)} is not an ID like {prefix}-12")
+            raise ArgumentError(f"{shown(text)} is not an ID of the form {prefix}-<number>")
         return kind(int(match.group(1)))
 
     return parse

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage import audit, dossiers, roles
+from storage import audit, dossiers, ids, roles
 from storage.early_warning import EarlyWarningStore
 from storage.measures import MeasureStore
 from storage.meetings import AgendaStore, MeetingStore
@@ -134,3 +134,6 @@ class Store:
 
     async def find_dossiers(self, words: Sequence[str], limit: int) -> Found:
         return await dossiers.find(self.session, words, limit)
+
+    async def existing_ids(self, kind: str) -> list[str]:
+        return await ids.existing(self.session, kind)

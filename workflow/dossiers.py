@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from workflow.access import Data
-from workflow.errors import Refused
+from workflow.errors import NotFound, Refused
 from workflow.model import (
     CATEGORIES,
     Assessment,
@@ -96,7 +96,7 @@ class DossierRules:
     async def require(self, ref: str) -> Dossier:
         dossier = await self.store.dossier(ref)
         if dossier is None:
-            raise Refused(f"no dossier {ref}")
+            raise NotFound(f"no dossier {ref}", ref)
         return dossier
 
     async def require_open(self, ref: str) -> Dossier:

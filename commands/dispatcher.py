@@ -15,7 +15,7 @@ from commands.binding import bind
 from commands.context import Context
 from commands.declaration import Command, Registry
 from commands.errors import ArgumentError
-from commands.help import suggestion, usage
+from commands.help import group_help, suggestion, usage
 from commands.replies import Reply, Severity
 from commands.tokens import TokenError, tokenize
 from workflow.errors import NotFound, Refused
@@ -26,6 +26,8 @@ _SHOWN_NAME = 64
 # The name counted for input that names no declared command: what a sender typed never
 # becomes a metric label.
 UNKNOWN = "unknown"
+# The name a bare group (`!dossier`) is counted under: it is answered with the group's help.
+HELP = "help"
 
 
 class Outcome(enum.StrEnum):
@@ -88,6 +90,11 @@ class Dispatcher:
             if not ctx.roles:
                 no_role = await self._refuse(ctx, typed, "you have no role in Aegis; ask an admin")
                 return Dispatched(no_role, UNKNOWN, refused)
+            group = words[0].group().lower()
+            if len(words) == 1 and group in self.registry.groups():
+                # A bare group (`!dossier`): what it offers, not an error.
+                shown = group_help(self.registry, group, ctx.roles, self.prefix)
+                return Dispatched(shown, HELP, Outcome.OK)
             return Dispatched(self._unknown(words), UNKNOWN, usage)
         declared, count = found
         name = declared.name

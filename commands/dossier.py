@@ -22,7 +22,14 @@ from commands.formatting import level, one_line, period, when
 from commands.replies import Reply, RoomRequest, Severity
 from config import Role
 from workflow.access import Data
-from workflow.model import Basis, DossierFilter, DossierKind, DossierStatus, TimelineEntry
+from workflow.model import (
+    CATEGORIES,
+    Basis,
+    DossierFilter,
+    DossierKind,
+    DossierStatus,
+    TimelineEntry,
+)
 from workflow.privacy import Reader
 from workflow.refs import DOSSIER_SHAPE, normal_ref
 from workflow.search import Field, Hit, matches, query_words
@@ -81,7 +88,30 @@ def _parse_status(text: str, ctx: Context) -> ListStatus:
     return ListStatus(text.lower())
 
 
-register_type(ListStatus, _parse_status, name="open|closed|all")
+register_type(ListStatus, _parse_status, name="open|closed|all", choices=STATUSES)
+
+
+class Category(str):
+    """A dossier category; which ones a kind allows, the workflow checks (workflow/dossiers.py)."""
+
+
+def _parse_category(text: str, ctx: Context) -> Category:
+    return Category(text.strip().lower())
+
+
+def _kinds_of(category: str) -> str:
+    return ", ".join(kind for kind, valid in CATEGORIES.items() if category in valid)
+
+
+register_type(
+    Category,
+    _parse_category,
+    name="category",
+    choices=[
+        (category, f"for {_kinds_of(category)}")
+        for category in dict.fromkeys(c for valid in CATEGORIES.values() for c in valid)
+    ],
+)
 
 
 class Names(tuple[str, ...]):
@@ -127,7 +157,7 @@ async def dossier_open(
     ctx: Context,
     kind: DossierKind,
     title: str,
-    category: Opt[str | None] = None,
+    category: Opt[Category | None] = None,
     start: Opt[datetime | None] = None,
     end: Opt[datetime | None] = None,
     basis: Opt[Basis | None] = None,
@@ -285,7 +315,7 @@ async def dossier_edit(
     ctx: Context,
     dossier: DossierRef,
     title: Opt[str | None] = None,
-    category: Opt[str | None] = None,
+    category: Opt[Category | None] = None,
     start: Opt[datetime | None] = None,
     end: Opt[datetime | None] = None,
     basis: Opt[Basis | None] = None,

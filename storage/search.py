@@ -104,7 +104,8 @@ def _starts_with(word: str) -> ColumnElement[bool]:
 def matching(words: Sequence[str]) -> Subquery:
     """The IDs (column `dossier_id`) of the dossiers with a term starting with each word."""
     each = [_matching(word) for word in words]
-    return (intersect(*each) if len(each) > 1 else each[0]).subquery()
+    # INTERSECT returns each dossier once; one word alone needs it said.
+    return (intersect(*each) if len(each) > 1 else each[0].distinct()).subquery()
 
 
 async def matched_fields(

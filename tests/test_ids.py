@@ -45,6 +45,12 @@ def test_closest_ids_are_existing_ones_by_likeness_then_number() -> None:
     existing = [f"M-{n}" for n in range(1, 10) if n != 5]
     assert closest("M-5", existing)[0] in ("M-4", "M-6")
     assert closest("M-5", []) == []
+    # No ID a typo or two away: the nearest numbers of the same series.
+    assert set(closest("M-100", ["M-1", "M-12", "P-100"])) == {"M-1", "M-12"}
+    assert closest("D-2031-0450", ["D-2026-0001", "D-2031-0007", "D-2031-0399"]) == [
+        "D-2031-0399",
+        "D-2031-0007",
+    ]
     assert closest("D-2026-0019", ["D-2026-0001", "D-2026-0009", "D-2026-0018"]) == [
         "D-2026-0018",
         "D-2026-0009",

@@ -13,7 +13,6 @@ from workflow.access import Data
 DOSSIER_ID = re.compile(r"D-(\d{4})-(\d{1,9})", re.IGNORECASE)
 DOSSIER_SHAPE = "D-<year>-<number>"
 SUGGESTED = 3
-_CUTOFF = 0.6
 
 # What reading each kind of ID takes: an ID is suggested only to who may read what it names.
 READ_TO_SEE: dict[str, Data] = {
@@ -40,17 +39,30 @@ def kind_of(ref: str) -> str:
 
 def closest(ref: str, existing: Iterable[str]) -> list[str]:
     """The existing IDs most like `ref`, best first: by difflib's likeness of the spelling,
-    ties by the nearest number. Only IDs that exist, never an example."""
+    ties by the nearest number. Only IDs that exist, never an example.
+
+    Difflib weighs only the IDs one or two typed characters away (a wrong digit, two digits
+    swapped), so ten thousand dossiers cost a pass of string compares, not of difflib; if
+    there are none, the numerically nearest of the same kind (and year) are the closest."""
+    candidates = [c for c in existing if c != ref and kind_of(c) == kind_of(ref)]
+    near = [c for c in candidates if _typos(ref, c) <= 2]
+    if not near:
+        series = ref.rpartition("-")[0]
+        same = [c for c in candidates if c.rpartition("-")[0] == series]
+        return sorted(same, key=lambda c: abs(_number(c) - _number(ref)))[:SUGGESTED]
     matcher = difflib.SequenceMatcher(b=ref)
     scored: list[tuple[float, int, str]] = []
-    for candidate in existing:
+    for candidate in near:
         matcher.set_seq1(candidate)
-        if matcher.real_quick_ratio() < _CUTOFF or matcher.quick_ratio() < _CUTOFF:
-            continue
-        ratio = matcher.ratio()
-        if ratio >= _CUTOFF:
-            scored.append((-ratio, abs(_number(candidate) - _number(ref)), candidate))
+        scored.append((-matcher.ratio(), abs(_number(candidate) - _number(ref)), candidate))
     return [candidate for *_, candidate in sorted(scored)[:SUGGESTED]]
+
+
+def _typos(typed: str, candidate: str) -> int:
+    """How many characters differ, place by place; IDs of another length are far."""
+    if len(typed) != len(candidate):
+        return len(typed) + len(candidate)
+    return sum(a != b for a, b in zip(typed, candidate, strict=True))
 
 
 def _number(ref: str) -> int:

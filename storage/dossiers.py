@@ -304,19 +304,19 @@ async def find(session: AsyncSession, words: Sequence[str], limit: int) -> Found
     if not words:
         return Found([], 0)
     ids = matching(words)
-    total = int(await session.scalar(select(func.count()).select_from(ids)) or 0)
-    if not total:
-        return Found([], 0)
     rows = (
         await session.execute(
-            select(DossierRow.id, DossierRow.ref)
+            # The count is over every match, taken in the same pass as the first page.
+            select(DossierRow.id, DossierRow.ref, func.count().over().label("total"))
             .where(DossierRow.id.in_(select(ids.c.dossier_id)))
             .order_by(DossierRow.updated_at.desc(), DossierRow.id.desc())
             .limit(limit)
         )
     ).all()
+    if not rows:
+        return Found([], 0)
     found = await get_many(session, [row.ref for row in rows])
     fields = await matched_fields(session, [row.id for row in rows], words)
     order = list(Field)
-    hits = [Hit(found[ref], tuple(sorted(fields[id_], key=order.index))) for id_, ref in rows]
-    return Found(hits, total)
+    hits = [Hit(found[r.ref], tuple(sorted(fields[r.id], key=order.index))) for r in rows]
+    return Found(hits, int(rows[0].total))

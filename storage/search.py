@@ -102,10 +102,10 @@ def _starts_with(word: str) -> ColumnElement[bool]:
 
 
 def matching(words: Sequence[str]) -> Subquery:
-    """The IDs (column `dossier_id`) of the dossiers with a term starting with each word."""
+    """The IDs (column `dossier_id`) of the dossiers with a term starting with each word,
+    for an `IN`: a dossier may be named more than once."""
     each = [_matching(word) for word in words]
-    # INTERSECT returns each dossier once; one word alone needs it said.
-    return (intersect(*each) if len(each) > 1 else each[0].distinct()).subquery()
+    return (intersect(*each) if len(each) > 1 else each[0]).subquery()
 
 
 async def matched_fields(

@@ -19,6 +19,7 @@ daily digest lists every open assessed dossier: a worst case, not a typical day.
 Goal (issue 7): p95 under 20 ms for every family.
 
     .venv/bin/python bench/handling.py [--rounds 200] [--budget 60] [--postgres URL]
+        [--only 'dossier (read)']
 """
 
 from __future__ import annotations
@@ -131,7 +132,7 @@ def stats(samples: list[float]) -> dict[str, float]:
     }
 
 
-async def measure(url: str, rounds: int, budget: float) -> dict[str, object]:
+async def measure(url: str, rounds: int, budget: float, only: str = "") -> dict[str, object]:
     db = Database(url)
     await db.migrate()
     await seed_dossiers(db, dossiers=10_000, assessments=50_000)
@@ -179,6 +180,8 @@ async def measure(url: str, rounds: int, budget: float) -> dict[str, object]:
 
     results: dict[str, object] = {}
     for family, templates in FAMILIES.items():
+        if only not in family:
+            continue
         per_command: dict[str, object] = {}
         family_samples: list[float] = []
         for template in templates:
@@ -252,6 +255,7 @@ async def main() -> None:
     parser.add_argument("--postgres", default=os.environ.get("AEGIS_TEST_DATABASE_URL", ""))
     parser.add_argument("--output", default="handling", help="bench/results/<name>.json")
     parser.add_argument("--note", default="", help="stored with the results, e.g. 'trial run'")
+    parser.add_argument("--only", default="", help="the families whose name contains this")
     args = parser.parse_args()
     report: dict[str, object] = {
         "machine": machine(),
@@ -265,12 +269,12 @@ async def main() -> None:
     assert isinstance(backends, dict)
     with tempfile.TemporaryDirectory() as tmp:
         sqlite = f"sqlite+aiosqlite:///{tmp}/bench.db"
-        backends["sqlite"] = await measure(sqlite, args.rounds, args.budget)
+        backends["sqlite"] = await measure(sqlite, args.rounds, args.budget, args.only)
         print(table("sqlite", backends["sqlite"]))
     if args.postgres:
         url = await create_pg(args.postgres)
         try:
-            backends["postgresql"] = await measure(url, args.rounds, args.budget)
+            backends["postgresql"] = await measure(url, args.rounds, args.budget, args.only)
             print(table("postgresql", backends["postgresql"]))
         finally:
             await drop_pg(url)

@@ -34,6 +34,9 @@ from workflow.privacy import Reader
 from workflow.refs import DOSSIER_SHAPE, normal_ref
 from workflow.search import Field, Hit, matches, query_words
 
+# An ID typed wrong (`D-2026`, `D-`), as against a word typed where an ID should be.
+_ID_SHAPED = re.compile(r"[A-Za-z]{1,3}-[\d-]*")
+
 
 class DossierRef(str):
     """`D-2026-0007`, however typed (`d-2026-7`); in a dossier's own room it may be left out."""
@@ -43,7 +46,7 @@ def _parse_ref(text: str, ctx: Context) -> DossierRef:
     ref = normal_ref(text)
     if ref is not None:
         return DossierRef(ref)
-    if re.fullmatch(r"[A-Za-z]{1,3}-[\d-]*", text.strip()):
+    if _ID_SHAPED.fullmatch(text.strip()):
         raise ArgumentError(f"{shown(text)} is not a dossier ID ({DOSSIER_SHAPE})")
     # A word where the ID should be: most likely a name the sender wants the dossier of.
     raise ArgumentError(

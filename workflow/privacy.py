@@ -4,8 +4,9 @@ Retention: `retention.closed_dossier_years` after a dossier was closed, its pers
 removed. Free text and names go (title, subjects, notes, external references, timeline texts,
 assessment summaries, measure details, proposal reasons and rationales, audit details,
 the words search indexed); the dossier stays as a tombstone with its ID, kind, category,
-dates, levels and states, and the officials' actions stay on the timeline and in the audit trail, so references still resolve.
-A dossier with a measure still in force or a proposal pending is held, not purged.
+dates, levels and states, and the officials' actions stay on the timeline and in the audit
+trail, so references still resolve. A dossier with a measure still in force or a proposal
+pending is held, not purged.
 
 Access trail: every command that displays dossier content records one audit entry,
 `dossier.read`, naming the dossiers it displayed under `dossiers` (a listing of twenty names

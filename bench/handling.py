@@ -71,6 +71,7 @@ FAMILIES: dict[str, list[str]] = {
         "!dossier show {f}",
         "!dossier list",
         "!dossier find summit",
+        "!dossier find Summit COUNCIL",
         "!dossier timeline {d}",
     ],
     "dossier (write)": [

@@ -10,7 +10,7 @@ from html import escape
 from typing import Any
 from urllib.parse import quote
 
-from commands.replies import Attachment, Reply, RoomRequest, Severity
+from commands.replies import Attachment, Item, Reply, RoomRequest, Section, Severity
 
 MESSAGE = "m.room.message"
 REACTION = "m.reaction"
@@ -38,6 +38,11 @@ def to_plain(reply: Reply) -> str:
         parts += [group.heading, *(f"• {line}" for line in group.lines)]
     if reply.code:
         parts.append(reply.code)
+    for section in reply.sections:
+        parts += ["", section.heading]
+        for item in section.items:
+            parts.append("• " + " — ".join(filter(None, [item.code, item.text])))
+            parts += [f"    ◦ {sub}" for sub in item.sub]
     return "\n".join(parts)
 
 
@@ -87,6 +92,21 @@ def to_html(reply: Reply, targets: Targets | None = None) -> str:
         html += "".join(f"<li>{shown(line)}</li>" for line in group.lines) + "</ul>"
     if reply.code:
         html += f"<pre><code>{escape(reply.code)}</code></pre>"
+    return html + "".join(_section(section) for section in reply.sections)
+
+
+def _section(section: Section) -> str:
+    items = "".join(f"<li>{_item(item)}</li>" for item in section.items)
+    return f"<h4>{escape(section.heading)}</h4>" + (f"<ul>{items}</ul>" if items else "")
+
+
+def _item(item: Item) -> str:
+    parts = [f"<code>{escape(item.code)}</code>"] if item.code else []
+    if item.text:
+        parts.append(escape(item.text))
+    html = " — ".join(parts)
+    if item.sub:
+        html += "<ul>" + "".join(f"<li>{escape(sub)}</li>" for sub in item.sub) + "</ul>"
     return html
 
 

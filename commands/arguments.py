@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import inspect
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Generic, NewType, TypeAlias, TypeVar
@@ -56,6 +56,8 @@ class Mine(str):
 
 Parser: TypeAlias = Callable[[str, "Context"], Awaitable[T] | T]
 Fallback: TypeAlias = Callable[["Context"], Awaitable[T] | T]
+Choice: TypeAlias = tuple[str, str]
+"""An allowed value as the sender types it, and what it means ("" if it says itself)."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,8 @@ class ArgType(Generic[T]):
     looks_like: Callable[[str], bool] | None = None
     """For an optional positional: whether a word is meant as this argument at all, so
     a word that is not falls through to the next argument instead of being an error."""
+    choices: tuple[Choice, ...] = ()
+    """Every value the parser accepts, when they can be listed: what `!help` shows."""
 
     async def parse(self, text: str, ctx: Context) -> T:
         return await _resolved(self.parser(text, ctx))
@@ -96,10 +100,13 @@ def register_type(
     name: str,
     omitted: Fallback[T] | None = None,
     looks_like: Callable[[str], bool] | None = None,
+    choices: Iterable[str | Choice] = (),
 ) -> None:
     """Teach the framework a new argument type. The parser raises `ArgumentError` for bad
-    input; with `omitted`, a positional of this type may be left out."""
-    _TYPES[tp] = ArgType(name, parser, omitted, looks_like)
+    input; with `omitted`, a positional of this type may be left out. `choices` lists the
+    values it accepts, from the same data the parser checks against, for `!help`."""
+    listed = tuple((c, "") if isinstance(c, str) else c for c in choices)
+    _TYPES[tp] = ArgType(name, parser, omitted, looks_like, listed)
 
 
 def arg_type(tp: object) -> ArgType[Any]:
@@ -112,7 +119,9 @@ def arg_type(tp: object) -> ArgType[Any]:
 
 
 def _enum_type(tp: type[enum.StrEnum]) -> ArgType[Any]:
+    """Every member is a choice, with its `description` if the enum gives one."""
     values = [member.value for member in tp]
+    choices = tuple((member.value, str(getattr(member, "description", ""))) for member in tp)
     label = "|".join(values) if len(values) <= 6 else tp.__name__.lower()
 
     def parse(text: str, ctx: Context) -> enum.StrEnum:
@@ -122,7 +131,7 @@ def _enum_type(tp: type[enum.StrEnum]) -> ArgType[Any]:
                 return member
         raise ArgumentError(f"{shown(text)} is not one of: {', '.join(values)}")
 
-    return ArgType(label, parse)
+    return ArgType(label, parse, choices=choices)
 
 
 def _parse_str(text: str, ctx: Context) -> str:
@@ -159,7 +168,7 @@ def parse_user_id(text: str, ctx: Context) -> UserId:
 
 register_type(str, _parse_str, name="text")
 register_type(int, _parse_int, name="number")
-register_type(bool, _parse_bool, name="yes|no")
+register_type(bool, _parse_bool, name="yes|no", choices=("yes", "no"))
 register_type(datetime, parse_when, name="when")
 register_type(
     Mine,

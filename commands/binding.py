@@ -46,7 +46,17 @@ async def bind(
                 slot = positionals[next_slot]
                 next_slot += 1
                 if slot.optional and not slot.type.accepts(word):
-                    values[slot.name] = await _omitted(slot, ctx)
+                    try:
+                        values[slot.name] = await _omitted(slot, ctx)
+                    except ArgumentError:
+                        if rest is not None or any(
+                            later.type.accepts(word) for later in positionals[next_slot:]
+                        ):
+                            raise
+                        # Nothing else could take these words: they were meant as this
+                        # argument, and its type says best what is wrong with them.
+                        await _parse(slot, source[token.start :].strip(), ctx)
+                        raise
                     continue
                 values[slot.name] = await _parse(slot, word, ctx)
                 break

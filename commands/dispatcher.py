@@ -15,10 +15,10 @@ from commands.binding import bind
 from commands.context import Context
 from commands.declaration import Command, Registry
 from commands.errors import ArgumentError
-from commands.help import suggestion, usage
+from commands.help import group_help, suggestion, usage
 from commands.replies import Reply, Severity
 from commands.tokens import TokenError, tokenize
-from workflow.errors import Refused
+from workflow.errors import NotFound, Refused
 
 _WORD = re.compile(r"\S+")
 # Only a bounded prefix of an unknown command is echoed back or written to the audit trail.
@@ -26,6 +26,8 @@ _SHOWN_NAME = 64
 # The name counted for input that names no declared command: what a sender typed never
 # becomes a metric label.
 UNKNOWN = "unknown"
+# The name a bare group (`!dossier`) is counted under: it is answered with the group's help.
+HELP = "help"
 
 
 class Outcome(enum.StrEnum):
@@ -88,6 +90,11 @@ class Dispatcher:
             if not ctx.roles:
                 no_role = await self._refuse(ctx, typed, "you have no role in Aegis; ask an admin")
                 return Dispatched(no_role, UNKNOWN, refused)
+            group = words[0].group().lower()
+            if len(words) == 1 and group in self.registry.groups():
+                # A bare group (`!dossier`): what it offers, not an error.
+                shown = group_help(self.registry, group, ctx.roles, self.prefix)
+                return Dispatched(shown, HELP, Outcome.OK)
             return Dispatched(self._unknown(words), UNKNOWN, usage)
         declared, count = found
         name = declared.name
@@ -106,6 +113,8 @@ class Dispatcher:
             values["registry"] = self.registry
         try:
             return Dispatched(await declared.handler(ctx, **values), name, Outcome.OK)
+        except NotFound as missing:
+            return Dispatched(await _not_found(missing, ctx), name, refused)
         except Refused as refusal:
             # The rules said no before writing anything: the sender learns why, nothing else.
             return Dispatched(_error(str(refusal)), name, refused)
@@ -135,6 +144,13 @@ class Dispatcher:
             lines=(f"Send {self.prefix}help {declared.name} for details and examples.",),
             code=usage(declared, self.prefix),
         )
+
+
+async def _not_found(missing: NotFound, ctx: Context) -> Reply:
+    """Names the closest IDs that exist and that the sender may see; IDs only, so the reply
+    carries nothing to withhold."""
+    near = await ctx.workflow.closest_ids(missing.ref, ctx.roles)
+    return _error(str(missing), (f"Did you mean {' or '.join(near)}?",) if near else ())
 
 
 def _error(title: str, lines: tuple[str, ...] = ()) -> Reply:

@@ -24,28 +24,47 @@ from commands.formatting import level, one_line, period, when
 from commands.replies import Group, Reply, RoomRequest, Severity
 from config import Role
 from workflow.access import Data
-from workflow.model import Basis, DossierFilter, DossierKind, DossierStatus, TimelineEntry
+from workflow.model import (
+    CATEGORIES,
+    Basis,
+    DossierFilter,
+    DossierKind,
+    DossierStatus,
+    TimelineEntry,
+)
 from workflow.persons import PersonPick
 from workflow.privacy import Reader
+from workflow.refs import DOSSIER_SHAPE, normal_ref
+from workflow.search import Field, Hit, matches, query_words
 
-DOSSIER_RE = re.compile(r"^D-\d{4}-\d{4,}$", re.IGNORECASE)
 PERSON_RE = re.compile(r"^(?P<dossier>[^/\s]+)/(?P<number>\d{1,6})$")
+# An ID typed wrong (`D-2026`, `D-`), as against a word typed where an ID should be.
+_ID_SHAPED = re.compile(r"[A-Za-z]{1,3}-[\d-]*")
 
 
 class DossierRef(str):
-    """`D-2026-0007`; in a dossier's own room it may be left out."""
+    """`D-2026-0007`, however typed (`d-2026-7`); in a dossier's own room it may be left out."""
 
 
 def _parse_ref(text: str, ctx: Context) -> DossierRef:
-    if not DOSSIER_RE.match(text.strip()):
-        raise ArgumentError(f"{shown(text)} is not a dossier ID like D-2026-0007")
-    return DossierRef(text.strip().upper())
+    ref = normal_ref(text)
+    if ref is not None:
+        return DossierRef(ref)
+    if _ID_SHAPED.fullmatch(text.strip()):
+        raise ArgumentError(f"{shown(text)} is not a dossier ID ({DOSSIER_SHAPE})")
+    # A word where the ID should be: most likely a name the sender wants the dossier of.
+    raise ArgumentError(
+        f"{shown(text)} is not a dossier ID ({DOSSIER_SHAPE}); "
+        f"to look for it, try {ctx.prefix}dossier find {text.strip()[:60]}"
+    )
 
 
 async def _room_dossier(ctx: Context) -> DossierRef:
     ref = await ctx.workflow.dossiers.for_room(ctx.room_id)
     if ref is None:
-        raise ArgumentError("name the dossier (D-2026-0007); only a dossier's own room may omit it")
+        raise ArgumentError(
+            f"name the dossier ({DOSSIER_SHAPE}); only a dossier's own room may omit it"
+        )
     return DossierRef(ref)
 
 
@@ -54,7 +73,7 @@ register_type(
     _parse_ref,
     name="D-id",
     omitted=_room_dossier,
-    looks_like=lambda word: bool(DOSSIER_RE.match(word)),
+    looks_like=lambda word: normal_ref(word) is not None,
 )
 
 
@@ -65,7 +84,7 @@ class PersonRef(PersonPick):
 def _parse_person_ref(text: str, ctx: Context) -> PersonRef:
     match = PERSON_RE.match(text.strip())
     if not match:
-        raise ArgumentError(f"{shown(text)} is not a person like D-2026-0007/2")
+        raise ArgumentError(f"{shown(text)} is not a person (D-<year>-<number>/<n>)")
     return PersonRef(int(match["number"]), _parse_ref(match["dossier"], ctx))
 
 
@@ -77,7 +96,7 @@ def _parse_person_pick(text: str, ctx: Context) -> PersonPick:
         return _parse_person_ref(text, ctx)
     except ArgumentError:
         raise ArgumentError(
-            f"{shown(text)} is not a person like D-2026-0007/2, or 2 within the dossier"
+            f"{shown(text)} is not a person (D-<year>-<number>/<n>, or <n> within the dossier)"
         ) from None
 
 
@@ -103,7 +122,30 @@ def _parse_status(text: str, ctx: Context) -> ListStatus:
     return ListStatus(text.lower())
 
 
-register_type(ListStatus, _parse_status, name="open|closed|all")
+register_type(ListStatus, _parse_status, name="open|closed|all", choices=STATUSES)
+
+
+class Category(str):
+    """A dossier category; which ones a kind allows, the workflow checks (workflow/dossiers.py)."""
+
+
+def _parse_category(text: str, ctx: Context) -> Category:
+    return Category(text.strip().lower())
+
+
+def _kinds_of(category: str) -> str:
+    return ", ".join(kind for kind, valid in CATEGORIES.items() if category in valid)
+
+
+register_type(
+    Category,
+    _parse_category,
+    name="category",
+    choices=[
+        (category, f"for {_kinds_of(category)}")
+        for category in dict.fromkeys(c for valid in CATEGORIES.values() for c in valid)
+    ],
+)
 
 
 class Names(tuple[str, ...]):
@@ -150,7 +192,7 @@ async def dossier_open(
     ctx: Context,
     kind: DossierKind,
     title: str,
-    category: Opt[str | None] = None,
+    category: Opt[Category | None] = None,
     start: Opt[datetime | None] = None,
     end: Opt[datetime | None] = None,
     basis: Opt[Basis | None] = None,
@@ -262,19 +304,39 @@ async def dossier_list(
 
 @command(
     "dossier find",
-    help="Search dossier titles, IDs, references and notes.",
-    examples=["!dossier find embassy", "!dossier find BZ/2026"],
+    help="Search dossier IDs, titles, protected persons, categories, references and notes; "
+    "case and accents do not matter, every word must match (as a word's start).",
+    examples=["!dossier find israel", "!dossier find embassy ruritania", "!dossier find BZ/2026"],
 )
 async def dossier_find(ctx: Context, text: Rest[str]) -> Reply:
     found = await ctx.workflow.dossiers.find(text, reader(ctx, "dossier find"))
-    if not found:
+    if not found.hits:
         # Only what the sender typed in this very room.
         return Reply(f"Nothing found for “{text.strip()}”.")
+    more = (
+        f", the {len(found.hits)} most recently active shown"
+        if found.total > len(found.hits)
+        else ""
+    )
+    words = query_words(text)
     return Reply(
-        f"{len(found)} found for “{text.strip()}”",
-        lines=tuple(one_line(d, ctx.now) for d in found),
+        f"{found.total} found for “{text.strip()}”{more}",
+        lines=tuple(_hit(hit, words) for hit in found.hits),
         carries=Data.DOSSIER,
     )
+
+
+def _hit(hit: Hit, words: list[str]) -> str:
+    """`D-2026-0007 · Visit of X · open · matched: person Israël Cohen; note`."""
+    d = hit.dossier
+    what = []
+    for field in hit.matched:
+        names = [p.name for p in d.covered if matches(words, p.name)]
+        if field is Field.SUBJECT and names:
+            what.append(f"person {', '.join(names)}")
+        else:
+            what.append(str(field))
+    return f"{d.ref} · {d.title} · {d.status} · matched: {'; '.join(what)}"
 
 
 @command(
@@ -298,7 +360,7 @@ async def dossier_edit(
     ctx: Context,
     dossier: DossierRef,
     title: Opt[str | None] = None,
-    category: Opt[str | None] = None,
+    category: Opt[Category | None] = None,
     start: Opt[datetime | None] = None,
     end: Opt[datetime | None] = None,
     basis: Opt[Basis | None] = None,

@@ -34,13 +34,16 @@ class Verdict(str):
     """`benign` or `suspicious`."""
 
 
+VERDICTS = ("benign", "suspicious")
+
+
 def _parse_verdict(text: str, ctx: Context) -> Verdict:
-    if text.strip().lower() not in ("benign", "suspicious"):
+    if text.strip().lower() not in VERDICTS:
         raise ArgumentError(f"{shown(text)} is not benign or suspicious")
     return Verdict(text.strip().lower())
 
 
-register_type(Verdict, _parse_verdict, name="benign|suspicious")
+register_type(Verdict, _parse_verdict, name="benign|suspicious", choices=VERDICTS)
 
 
 class SectorChoice(str):
@@ -56,7 +59,7 @@ def _parse_sector(text: str, ctx: Context) -> SectorChoice:
     return SectorChoice(text.strip().lower())
 
 
-register_type(SectorChoice, _parse_sector, name="|".join(SECTOR_CHOICES))
+register_type(SectorChoice, _parse_sector, name="|".join(SECTOR_CHOICES), choices=SECTOR_CHOICES)
 
 
 class ReportFilter(str):
@@ -76,7 +79,7 @@ def _parse_filter(text: str, ctx: Context) -> ReportFilter:
     return ReportFilter(text.strip().lower())
 
 
-register_type(ReportFilter, _parse_filter, name="|".join(REPORT_FILTERS))
+register_type(ReportFilter, _parse_filter, name="|".join(REPORT_FILTERS), choices=REPORT_FILTERS)
 
 
 @command(

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 from commands.arguments import Kind
 from commands.declaration import Command, Parameter, Registry
-from commands.replies import Reply, Severity
+from commands.replies import Item, Reply, Section, Severity
 from config import Role
 
 
@@ -37,15 +37,50 @@ def suggestion(typed: str, candidates: Iterable[str], prefix: str) -> str | None
 
 
 def overview(registry: Registry, roles: frozenset[Role], prefix: str) -> Reply:
-    """One line per command the sender may use, grouped."""
-    lines: list[str] = []
+    """A heading per group, and under it the commands the sender may run, each with the
+    values its arguments allow where the usage line does not already show them."""
+    sections = []
     for group in registry.groups():
         usable = [c for c in registry if c.group == group and may_use(c, roles)]
         if usable:
-            lines.append(f"{group.capitalize()}:")
-            lines.extend(f"{usage(c, prefix)} — {c.help}" for c in usable)
-    lines.append(f"Send {prefix}help <command> for details and examples.")
-    return Reply("Aegis commands", lines=tuple(lines))
+            sections.append(Section(_heading(group), tuple(_entry(c, prefix) for c in usable)))
+    return Reply(
+        "Aegis commands",
+        lines=(f"Send {prefix}help <command> for details and examples.",),
+        sections=tuple(sections),
+    )
+
+
+def group_help(registry: Registry, group: str, roles: frozenset[Role], prefix: str) -> Reply:
+    """The commands of one group that the sender may run: for `!help dossier` and `!dossier`."""
+    usable = [c for c in registry if c.group == group and may_use(c, roles)]
+    title = f"{_heading(group)} commands"
+    if not usable:
+        return Reply(title, lines=("None of them is open to your roles.",))
+    return Reply(
+        title,
+        lines=(f"Send {prefix}help <command> for details and examples.",),
+        sections=(Section("Commands you may use", tuple(_entry(c, prefix) for c in usable)),),
+    )
+
+
+def _heading(group: str) -> str:
+    """`Dossier`, and `EW` for a group named by an abbreviation."""
+    return group.upper() if len(group) <= 2 else group.capitalize()
+
+
+def _entry(declared: Command, prefix: str) -> Item:
+    shown = [p for p in declared.parameters if p.type.choices and not _in_usage(p)]
+    return Item(
+        declared.help,
+        code=usage(declared, prefix),
+        sub=tuple(f"{p.key}: {', '.join(v for v, _ in p.type.choices)}" for p in shown),
+    )
+
+
+def _in_usage(param: Parameter) -> bool:
+    """Whether the usage line already lists every value (`<open|closed|all>`)."""
+    return param.type.name == "|".join(value for value, _ in param.type.choices)
 
 
 def topic_help(registry: Registry, topic: str, roles: frozenset[Role], prefix: str) -> Reply:
@@ -53,15 +88,14 @@ def topic_help(registry: Registry, topic: str, roles: frozenset[Role], prefix: s
     words = topic.removeprefix(prefix).split()
     found = registry.resolve(words)
     if found is not None and found[1] == len(words):
-        return command_help(found[0], prefix)
+        declared = found[0]
+        if not may_use(declared, roles):
+            why = f"{prefix}{declared.name} needs role {declared.role}, which you do not have"
+            return Reply(why, Severity.ERROR, lines=(f"Send {prefix}help for your commands.",))
+        return command_help(declared, prefix)
     group = topic.strip().lower()
-    members = [c for c in registry if c.group == group]
-    if members:
-        lines = [f"{usage(c, prefix)} — {c.help}" for c in members if may_use(c, roles)]
-        hidden = len(members) - len(lines)
-        if hidden:
-            lines.append(f"({hidden} more need a role you do not have)")
-        return Reply(f"{group.capitalize()} commands", lines=tuple(lines))
+    if group in registry.groups():
+        return group_help(registry, group, roles, prefix)
     hint = suggestion(" ".join(words), [*registry.spellings(), *registry.groups()], prefix)
     return Reply(
         f"No help on {topic.strip()[:60]!r}",
@@ -75,11 +109,20 @@ def command_help(declared: Command, prefix: str) -> Reply:
     if declared.aliases:
         fields.append(("Aliases", ", ".join(prefix + alias for alias in declared.aliases)))
     examples = [f"Example: {_with_prefix(example, prefix)}" for example in declared.examples]
+    allowed = tuple(
+        Item(
+            param.key,
+            sub=tuple(f"{value} — {meaning}" if meaning else value for value, meaning in choices),
+        )
+        for param in declared.parameters
+        if (choices := param.type.choices)
+    )
     return Reply(
         prefix + declared.name,
         lines=(declared.help, *examples),
         fields=tuple(fields),
         code=usage(declared, prefix),
+        sections=(Section("Allowed values", allowed),) if allowed else (),
     )
 
 

@@ -44,7 +44,7 @@ def numbered(prefix: str, kind: type[R]) -> object:
     def parse(text: str, ctx: Context) -> R:
         match = pattern.match(text.strip())
         if not match:
-            raise ArgumentError(f"{shown(text)} is not an ID like {prefix}-12")
+            raise ArgumentError(f"{shown(text)} is not an ID of the form {prefix}-<number>")
         return kind(int(match.group(1)))
 
     return parse
@@ -58,13 +58,16 @@ class Flag(str):
     """`yes`/`no`."""
 
 
+FLAGS = ("yes", "no")
+
+
 def _parse_flag(text: str, ctx: Context) -> Flag:
-    if text.lower() not in ("yes", "no"):
+    if text.lower() not in FLAGS:
         raise ArgumentError(f"{shown(text)} is not yes or no")
     return Flag(text.lower())
 
 
-register_type(Flag, _parse_flag, name="yes|no")
+register_type(Flag, _parse_flag, name="yes|no", choices=FLAGS)
 
 
 class StatusFilter(str):
@@ -90,7 +93,7 @@ def _parse_status(text: str, ctx: Context) -> StatusFilter:
     return StatusFilter(text.lower())
 
 
-register_type(StatusFilter, _parse_status, name="proposed|active|ended|all")
+register_type(StatusFilter, _parse_status, name="proposed|active|ended|all", choices=STATUS_FILTERS)
 
 
 @command(

@@ -63,11 +63,29 @@ class Reply:
     fields: tuple[tuple[str, str], ...] = ()
     groups: tuple[Group, ...] = ()
     code: str | None = None
+    sections: tuple[Section, ...] = ()
+    """Headed parts after the lines and the code, each a list that may nest one level."""
     also: tuple[Announcement, ...] = field(default=())
     attachments: tuple[Attachment, ...] = ()
     room: RoomRequest | None = None
     carries: Data | None = None
     links: tuple[Link, ...] = ()
+
+
+@dataclass(frozen=True)
+class Item:
+    """One entry of a section's list: text, optionally after a piece of code (a usage line),
+    and the entries nested under it."""
+
+    text: str = ""
+    code: str | None = None
+    sub: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Section:
+    heading: str
+    items: tuple[Item, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,12 @@ def _parse_level(text: str, ctx: Context) -> ThreatLevel:
     raise ArgumentError(f"{shown(text)} is not a threat level; valid: {valid}")
 
 
-register_type(ThreatLevel, _parse_level, name="1-4")
+register_type(
+    ThreatLevel,
+    _parse_level,
+    name="1-4",
+    choices=[(str(int(level)), " / ".join(level.names)) for level in ThreatLevel],
+)
 
 
 @command(

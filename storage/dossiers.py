@@ -10,6 +10,7 @@ from sqlalchemy import Select, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.runtime import dialect_insert
+from storage.search import matched_fields, matching, refresh_terms
 from storage.tables import (
     AssessmentRow,
     DossierCounter,
@@ -31,6 +32,7 @@ from workflow.model import (
     ThreatLevel,
     TimelineEntry,
 )
+from workflow.search import Field, Found, Hit
 
 
 def utc_or_none(value: datetime | None) -> datetime | None:
@@ -97,7 +99,12 @@ async def insert(session: AsyncSession, fields: dict[str, Any], names: Sequence[
     ]
     session.add_all(people)
     await session.flush()
+    await refresh_terms(session, row.id)
     return dossier_record(row, [person_record(p, row.ref) for p in people])
+
+
+async def _row(session: AsyncSession, ref: str) -> DossierRow | None:
+    return (await session.scalars(select(DossierRow).where(DossierRow.ref == ref))).first()
 
 
 async def get(session: AsyncSession, ref: str) -> Dossier | None:
@@ -133,11 +140,19 @@ async def add_person(session: AsyncSession, ref: str, name: str, at: datetime) -
     row = PersonRow(dossier_id=dossier_id, number=int(last or 0) + 1, name=name, added_at=at)
     session.add(row)
     await session.flush()
+    await refresh_terms(session, dossier_id)
     return person_record(row, ref)
 
 
 async def rename_person(session: AsyncSession, person_id: int, name: str) -> None:
-    await session.execute(update(PersonRow).where(PersonRow.id == person_id).values(name=name))
+    dossier_id = await session.scalar(
+        update(PersonRow)
+        .where(PersonRow.id == person_id)
+        .values(name=name)
+        .returning(PersonRow.dossier_id)
+    )
+    assert dossier_id is not None
+    await refresh_terms(session, int(dossier_id))
 
 
 async def remove_person(session: AsyncSession, person_id: int, at: datetime) -> None:
@@ -150,6 +165,7 @@ async def remove_person(session: AsyncSession, person_id: int, at: datetime) -> 
     )
     assert dossier_id is not None
     await _refresh_level(session, int(dossier_id))
+    await refresh_terms(session, int(dossier_id))
 
 
 async def coverage(session: AsyncSession, year: int) -> tuple[int, int]:
@@ -197,8 +213,14 @@ async def rooms(session: AsyncSession) -> dict[str, str]:
     return {room_id: ref for room_id, ref in rows.all() if room_id}
 
 
+# The dossier's own columns that `!dossier find` searches.
+_SEARCHED = frozenset({"title", "category", "external_ref"})
+
+
 async def update_fields(session: AsyncSession, ref: str, fields: dict[str, Any]) -> None:
     await session.execute(update(DossierRow).where(DossierRow.ref == ref).values(**fields))
+    if _SEARCHED & set(fields):
+        await refresh_terms(session, await _id(session, ref))
 
 
 async def _id(session: AsyncSession, ref: str) -> int:
@@ -232,15 +254,11 @@ async def add_timeline(
 async def add_note(
     session: AsyncSession, ref: str, *, author: str, text: str, at: datetime, event_id: str
 ) -> None:
+    dossier_id = await _id(session, ref)
     session.add(
-        NoteRow(
-            dossier_id=await _id(session, ref),
-            author=author,
-            text=text,
-            created_at=at,
-            event_id=event_id,
-        )
+        NoteRow(dossier_id=dossier_id, author=author, text=text, created_at=at, event_id=event_id)
     )
+    await refresh_terms(session, dossier_id)
 
 
 async def add_assessment(session: AsyncSession, assessment: Assessment, event_id: str) -> None:
@@ -400,25 +418,25 @@ async def listing(
     return [dossier_record(row) for row in rows], int(total or 0)
 
 
-async def find(session: AsyncSession, text: str, limit: int) -> list[Dossier]:
-    """Titles, IDs, external references and notes, case-insensitively."""
-    pattern = "%" + text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-
-    def like(column: Any) -> Any:
-        return func.lower(column).like(pattern, escape="\\")
-
-    in_notes = exists().where(NoteRow.dossier_id == DossierRow.id, like(NoteRow.text))
-    rows = await session.scalars(
-        select(DossierRow)
-        .where(
-            or_(
-                like(DossierRow.title),
-                like(DossierRow.ref),
-                like(DossierRow.external_ref),
-                in_notes,
-            )
+async def find(session: AsyncSession, words: Sequence[str], limit: int) -> Found:
+    """The dossiers with a term starting with each word (workflow/search.py), newest
+    activity first: index range scans, whatever the number of dossiers."""
+    if not words:
+        return Found([], 0)
+    ids = matching(words)
+    rows = (
+        await session.execute(
+            # The count is over every match, taken in the same pass as the first page.
+            select(DossierRow.id, DossierRow.ref, func.count().over().label("total"))
+            .where(DossierRow.id.in_(select(ids.c.dossier_id)))
+            .order_by(DossierRow.updated_at.desc(), DossierRow.id.desc())
+            .limit(limit)
         )
-        .order_by(DossierRow.updated_at.desc(), DossierRow.id.desc())
-        .limit(limit)
-    )
-    return [dossier_record(row) for row in rows]
+    ).all()
+    if not rows:
+        return Found([], 0)
+    found = await get_many(session, [row.ref for row in rows])
+    fields = await matched_fields(session, [row.id for row in rows], words)
+    order = list(Field)
+    hits = [Hit(found[r.ref], tuple(sorted(fields[r.id], key=order.index))) for r in rows]
+    return Found(hits, int(rows[0].total))

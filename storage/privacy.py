@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storage import audit
 from storage.dossiers import aware
 from storage.reminders import ReminderStore
+from storage.search import refresh_terms
 from storage.tables import (
     AssessmentRow,
     DossierRow,
@@ -165,6 +166,7 @@ class PrivacyStore:
             if proposal.rationale is not None:
                 proposal.rationale = placeholder
         await ReminderStore(session).delete_for_dossier(ref)
+        await refresh_terms(session, dossier_id)  # a purged dossier keeps no search terms
         seqs = await audit.seqs_for(session, targets)
         await audit.tombstone(session, seqs)
         await session.flush()

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage import audit, dossiers, roles
+from storage import audit, dossiers, ids, roles
 from storage.early_warning import EarlyWarningStore
 from storage.measures import MeasureStore
 from storage.meetings import AgendaStore, MeetingStore
@@ -18,6 +18,7 @@ from storage.privacy import PrivacyStore
 from storage.reminders import ReminderStore
 from workflow.model import Assessment, Dossier, DossierFilter, Person, TimelineEntry
 from workflow.role_model import RequestState, RoleRequest
+from workflow.search import Found
 
 
 class Store:
@@ -148,5 +149,8 @@ class Store:
     ) -> tuple[list[Dossier], int]:
         return await dossiers.listing(self.session, wanted, offset, limit)
 
-    async def find_dossiers(self, text: str, limit: int) -> list[Dossier]:
-        return await dossiers.find(self.session, text, limit)
+    async def find_dossiers(self, words: Sequence[str], limit: int) -> Found:
+        return await dossiers.find(self.session, words, limit)
+
+    async def existing_ids(self, kind: str) -> list[str]:
+        return await ids.existing(self.session, kind)

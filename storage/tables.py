@@ -192,6 +192,24 @@ class NoteRow(Base):
     event_id: Mapped[str] = mapped_column(String(255))
 
 
+# Terms compare in code point order on both backends (SQLite's default BINARY does), so
+# `term >= w AND term < after_prefix(w)` is exactly "starts with w" and a btree range scan.
+SEARCH_TERM = String(64).with_variant(String(64, collation="C"), "postgresql")
+
+
+class DossierTermRow(Base):
+    """The search index of `!dossier find`: each dossier's folded words (case and accents
+    removed, workflow/search.py), with the field each was found in. Rebuilt by
+    storage/search.py `refresh_terms` on every write to a searched field; a purge empties it."""
+
+    __tablename__ = "dossier_terms"
+    dossier_id: Mapped[int] = mapped_column(ForeignKey("dossiers.id"), primary_key=True)
+    field: Mapped[str] = mapped_column(String(16), primary_key=True)
+    term: Mapped[str] = mapped_column(SEARCH_TERM, primary_key=True)
+
+    __table_args__ = (Index("ix_dossier_terms_term", "term", "dossier_id"),)
+
+
 class AssessmentRow(Base):
     __tablename__ = "threat_assessments"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

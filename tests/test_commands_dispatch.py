@@ -8,6 +8,7 @@ import pytest
 
 from commands import Dispatcher, Reply, Severity, registry
 from commands.core import uptime
+from commands.dispatcher import Outcome
 from config import Role
 from tests.commands_fakes import calls, make_context, test_registry
 
@@ -102,30 +103,35 @@ async def test_handler_exceptions_are_not_caught() -> None:
         await dispatcher().dispatch("!crash", ctx)
 
 
+def entries(reply: Reply, heading: str) -> list[str]:
+    """A help section's entries as `usage — help`, the way the plain-text body shows them."""
+    section = next(s for s in reply.sections if s.heading == heading)
+    return [" — ".join(filter(None, [item.code, item.text])) for item in section.items]
+
+
 async def test_help_lists_only_usable_commands_grouped() -> None:
     ctx, _ = make_context(Role.LIAISON)
     reply = await dispatcher().dispatch("!help", ctx)
     assert reply.title == "Aegis commands"
-    assert reply.lines[0] == "General:"
+    assert [section.heading for section in reply.sections] == ["General"]
     ping = "!ping [<text…>] — Check that the bot is alive; answers with its version and uptime."
-    assert ping in reply.lines
-    assert "!count <amount> [<unit>] — Count something." in reply.lines
-    assert not any("threat" in line or "grant" in line for line in reply.lines)
+    assert ping in entries(reply, "General")
+    assert "!count <amount> [<unit>] — Count something." in entries(reply, "General")
+    assert not any("threat" in line or "grant" in line for line in entries(reply, "General"))
 
 
 async def test_help_for_analyst_shows_threat_group() -> None:
     ctx, _ = make_context(Role.ANALYST)
     reply = await dispatcher().dispatch("!help", ctx)
-    assert "Threat:" in reply.lines
     assert (
         "!threat log [<dossier>] level=<1|2|3> source=<OCAD|police|open> [review=<when>] "
         "<summary…> — Log a threat assessment on a dossier."
-    ) in reply.lines
+    ) in entries(reply, "Threat")
 
 
 @pytest.mark.parametrize("topic", ["threat log", "tl", "!threat log", "THREAT LOG"])
 async def test_help_on_a_command_comes_from_its_declaration(topic: str) -> None:
-    ctx, _ = make_context(Role.LIAISON)
+    ctx, _ = make_context(Role.ANALYST)
     reply = await dispatcher().dispatch(f"!help {topic}", ctx)
     assert reply.title == "!threat log"
     assert reply.code == (
@@ -136,6 +142,13 @@ async def test_help_on_a_command_comes_from_its_declaration(topic: str) -> None:
         "Example: !threat log D-2026-0007 level=3 source=OCAD online threats",
     )
     assert reply.fields == (("Role", "analyst"), ("Aliases", "!tl"))
+
+
+async def test_help_on_a_command_the_sender_may_not_run_names_the_role_only() -> None:
+    ctx, _ = make_context(Role.LIAISON)
+    reply = await dispatcher().dispatch("!help threat log", ctx)
+    assert reply.severity is Severity.ERROR and reply.code is None and not reply.sections
+    assert reply.title == "!threat log needs role analyst, which you do not have"
 
 
 async def test_help_uses_the_configured_prefix() -> None:
@@ -149,10 +162,22 @@ async def test_help_on_a_group() -> None:
     ctx, _ = make_context(Role.ANALYST)
     reply = await dispatcher().dispatch("!help threat", ctx)
     assert reply.title == "Threat commands"
-    assert [line.split(" — ")[0].split(" [")[0] for line in reply.lines] == [
+    assert [line.split(" [")[0] for line in entries(reply, "Commands you may use")] == [
         "!threat log",
         "!threat list",
     ]
+
+
+@pytest.mark.parametrize("body", ["!threat", "  !THREAT  "])
+async def test_a_bare_group_shows_its_help(body: str) -> None:
+    ctx, _ = make_context(Role.ANALYST)
+    ran = await dispatcher().run(body, ctx)
+    assert ran.outcome is Outcome.OK and ran.command == "help"
+    assert ran.reply == await dispatcher().dispatch("!help threat", ctx)
+    liaison, _ = make_context(Role.LIAISON)
+    none = await dispatcher().dispatch(body, liaison)
+    assert none.title == "Threat commands" and none.sections == ()
+    assert none.lines == ("None of them is open to your roles.",)
 
 
 async def test_help_unknown_topic_suggests() -> None:

@@ -121,6 +121,42 @@ async def test_full_dossier_scenario(world: World) -> None:
         await bot.stop()
 
 
+async def test_find_ignores_accents_and_ids_and_groups_read_as_people_type_them(
+    world: World,
+) -> None:
+    world.setup.roles[world.alice.user_id] = ["liaison"]
+    bot = InProcessBot(world.setup.write_config())
+    await bot.start()
+    try:
+        await bot.ready()
+        await world.admin.wait_for_member(world.coordination, world.setup.user_id)
+        room, alice = world.coordination, world.alice
+        opened = await ask(
+            alice, room, '!dossier open person "Family visit" subjects="Israël Cohen, Léa Cohen"'
+        )
+        ref = re.search(r"D-(\d{4})-(\d{4})", opened)
+        assert ref, opened
+        event_id = await alice.say(room, "!dossier find ISRAEL")
+        found = content(await alice.reply_to(room, event_id, timeout=60))
+        assert (
+            f"{ref.group()} · Family visit · open · matched: subject Israël Cohen"
+            in (found["body"])
+        )
+        assert "Israël Cohen" in found["formatted_body"]
+        short = f"d-{ref.group(1)}-{int(ref.group(2))}"
+        assert (await ask(alice, room, f"!dossier show {short}")).startswith(
+            f"{ref.group()} — Family visit"
+        )
+        assert "try !dossier find Israel" in await ask(alice, room, "!dossier show Israel")
+        event_id = await alice.say(room, "!dossier")
+        group = content(await alice.reply_to(room, event_id, timeout=60))
+        assert (
+            "<h4>Commands you may use</h4><ul><li><code>!dossier open" in (group["formatted_body"])
+        )
+    finally:
+        await bot.stop()
+
+
 async def test_fifty_concurrent_opens_from_two_users_get_gapless_ids(
     world: World, bot: InProcessBot
 ) -> None:

@@ -118,6 +118,7 @@ async def every_row(db: Database) -> dict[str, list[tuple[Any, ...]]]:
         "dossiers",
         "dossier_persons",
         "dossier_notes",
+        "dossier_terms",
         "threat_assessments",
         "dossier_timeline",
         "measures",

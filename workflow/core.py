@@ -14,6 +14,7 @@ from config.settings import MentionSettings
 from workflow.access import AccessPolicy, Data
 from workflow.early_warning import EarlyWarningPolicy
 from workflow.meetings import MeetingSpec
+from workflow.refs import READ_TO_SEE, closest, kind_of
 
 if TYPE_CHECKING:
     from storage.store import Store
@@ -123,6 +124,15 @@ class Workflow:
             detail=detail or {},
             now=self.now,
         )
+
+    async def closest_ids(self, ref: str, roles: frozenset[Role]) -> list[str]:
+        """For an ID that names nothing: the closest existing IDs of its kind, if the roles
+        may read what such IDs name (workflow/refs.py); none otherwise."""
+        kind = kind_of(ref)
+        data = READ_TO_SEE.get(kind)
+        if data is None or not self.access.may_read(roles, data):
+            return []
+        return closest(ref, await self.store.existing_ids(kind))
 
     async def refuse(self, actor: str, action: str, target: str, event_id: str, why: str) -> None:
         await self.audit(actor, "refused:" + action, target, event_id, {"reason": why})

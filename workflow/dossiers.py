@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from workflow.access import Data
-from workflow.errors import Refused
+from workflow.errors import NotFound, Refused
 from workflow.model import (
     CATEGORIES,
     Assessment,
@@ -23,6 +23,7 @@ from workflow.model import (
     TimelineEntry,
 )
 from workflow.privacy import LIVE_MEASURES
+from workflow.search import MIN_WORD, Found, query_words
 
 if TYPE_CHECKING:
     from storage.audit import AuditRecordRow
@@ -128,7 +129,7 @@ class DossierRules:
     async def require(self, ref: str) -> Dossier:
         dossier = await self.store.dossier(ref)
         if dossier is None:
-            raise Refused(f"no dossier {ref}")
+            raise NotFound(f"no dossier {ref}", ref)
         return dossier
 
     async def require_open(self, ref: str) -> Dossier:
@@ -273,12 +274,13 @@ class DossierRules:
         await self.wf.privacy.read_many(reader, [d.ref for d in dossiers])
         return Page(dossiers, total, page, max(1, -(-total // size)))
 
-    async def find(self, text: str, reader: Reader) -> list[Dossier]:
+    async def find(self, text: str, reader: Reader) -> Found:
         """The search text is not recorded: it may be a protected person's name."""
-        if len(text.strip()) < 2:
-            raise Refused("find: give at least two characters")
-        found = await self.store.find_dossiers(text.strip(), FIND_LIMIT)
-        await self.wf.privacy.read_many(reader, [d.ref for d in found])
+        words = query_words(text)
+        if not words:
+            raise Refused(f"find: give a word of at least {MIN_WORD} characters")
+        found = await self.store.find_dossiers(words, FIND_LIMIT)
+        await self.wf.privacy.read_many(reader, [hit.dossier.ref for hit in found.hits])
         return found
 
     async def record(self, ref: str, reader: Reader) -> DossierRecord:

@@ -33,7 +33,7 @@ from workflow.early_warning_model import (
     plate_key,
     site_key,
 )
-from workflow.errors import Refused
+from workflow.errors import NotFound, Refused
 from workflow.model import Choice
 
 if TYPE_CHECKING:
@@ -259,7 +259,7 @@ class EarlyWarningRules:
     async def require(self, report_id: int) -> Report:
         report = await self.store.report(report_id)
         if report is None:
-            raise Refused(f"there is no EW-{report_id}")
+            raise NotFound(f"there is no EW-{report_id}", f"EW-{report_id}")
         return report
 
     async def page(self, statuses: Sequence[ReportStatus] | None, page: int) -> ReportPage:
@@ -379,7 +379,7 @@ class EarlyWarningRules:
     async def require_warning(self, warning_id: int) -> SectorWarning:
         warning = await self.store.warning(warning_id)
         if warning is None:
-            raise Refused(f"there is no W-{warning_id}")
+            raise NotFound(f"there is no W-{warning_id}", f"W-{warning_id}")
         return warning
 
     async def react(

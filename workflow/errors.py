@@ -3,3 +3,12 @@
 
 class Refused(Exception):
     """Raised before any write, so a refused command leaves the database as it was."""
+
+
+class NotFound(Refused):
+    """A well-formed ID that names nothing. The sender is told the closest IDs that do
+    exist (workflow/refs.py), never an example that might not."""
+
+    def __init__(self, message: str, ref: str) -> None:
+        super().__init__(message)
+        self.ref = ref

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from config import Role
-from workflow.errors import Refused
+from workflow.errors import NotFound, Refused
 from workflow.model import (
     Assessment,
     Dossier,
@@ -68,13 +68,13 @@ class MeasureRules:
     async def require(self, measure_id: int) -> Measure:
         measure = await self.store.get(measure_id)
         if measure is None:
-            raise Refused(f"no measure M-{measure_id}")
+            raise NotFound(f"no measure M-{measure_id}", f"M-{measure_id}")
         return measure
 
     async def require_proposal(self, proposal_id: int) -> Proposal:
         proposal = await self.store.proposal(proposal_id)
         if proposal is None:
-            raise Refused(f"no proposal P-{proposal_id}")
+            raise NotFound(f"no proposal P-{proposal_id}", f"P-{proposal_id}")
         return proposal
 
     async def context(self, proposal: Proposal) -> Proposed:

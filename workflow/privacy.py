@@ -2,12 +2,12 @@
 
 Retention: `retention.closed_dossier_years` after a dossier was closed, its personal data is
 removed. Free text and names go (title, persons' names, notes, external references, timeline
-texts, assessment summaries, measure details, proposal reasons and rationales, audit details),
-the personal reminders about the dossier are deleted, and the dossier stays as a tombstone
-with its ID, kind, category, dates, levels and states (its persons as numbered rows, so
-yearly counts of persons covered stay exact); the officials' actions stay on the timeline
-and in the audit trail, so references still resolve. A dossier with a measure still in
-force or a proposal pending is held, not purged.
+texts, assessment summaries, measure details, proposal reasons and rationales, audit details,
+the words search indexed), the personal reminders about the dossier are deleted, and the
+dossier stays as a tombstone with its ID, kind, category, dates, levels and states (its
+persons as numbered rows, so yearly counts of persons covered stay exact); the officials'
+actions stay on the timeline and in the audit trail, so references still resolve. A dossier
+with a measure still in force or a proposal pending is held, not purged.
 
 Access trail: every command that displays dossier content records one audit entry,
 `dossier.read`, naming the dossiers it displayed under `dossiers` (a listing of twenty names

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import insert, text
 
 from storage.db import Database
+from storage.search import fill_all
 from storage.tables import AssessmentRow, DossierCounter, DossierRow, NoteRow, PersonRow
 from workflow.model import CATEGORIES, DossierKind
 
@@ -116,6 +117,9 @@ async def seed_dossiers(db: Database, dossiers: int, assessments: int, seed: int
         for start in range(0, len(notes), 5000):
             await session.execute(insert(NoteRow), notes[start : start + 5000])
         await session.execute(insert(DossierCounter), [{"year": 2025, "last": dossiers}])
+        # Rows written straight into the tables are indexed for search the way the
+        # migration indexes an existing database.
+        await session.run_sync(lambda sync: fill_all(sync.connection()))
     if not db.is_sqlite:
         async with db.transaction() as session:
             # Explicit ids bypassed the sequence; later inserts must not collide with them.

@@ -1,14 +1,14 @@
 """Personal reminders (`!remind`).
 
 Revision ID: 0014_reminders
-Revises: 0012_persons
+Revises: 0013_search
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0014_reminders"
-down_revision = "0012_persons"
+down_revision = "0013_search"
 branch_labels = None
 depends_on = None
 

@@ -158,11 +158,11 @@ async def test_subjects_become_persons_numbered_in_the_dossier_never_reused(
         ('!dossier person add {ref} ""', "name: must not be empty"),
         ('!dossier person rename {ref}/9 "X"', "no person {ref}/9; its persons: {ref}/1, {ref}/2"),
         ('!dossier person rename {ref}/1 "Anna Z"', "{ref}/1 is named so already"),
-        ("!dossier person remove {ref}", "is not a person like D-2026-0007/2"),
+        ("!dossier person remove {ref}", "is not a person (D-<year>-<number>/<n>)"),
         ("!dossier person remove D-2026-0099/1", "no dossier D-2026-0099"),
         ("!threat log {ref} person=7 level=2 source=OCAD x", "no person {ref}/7"),
         ("!threat log {ref} person=D-2026-0099/1 level=2 source=OCAD x", "not a person of {ref}"),
-        ("!measure propose {ref} patrol for=Anna x", "or 2 within the dossier"),
+        ("!measure propose {ref} patrol for=Anna x", "or <n> within the dossier"),
     ],
 )
 async def test_person_commands_refuse_what_is_wrong(

@@ -113,7 +113,7 @@ async def test_find_ignores_case_and_accents_and_says_what_matched(chat: Chat) -
     reply = await chat.say(READER, "!dossier find israel")
     assert reply.title == "2 found for “israel”" and reply.carries is not None
     lines = dict(zip(refs(reply), reply.lines, strict=True))
-    assert lines[family].endswith("· matched: subject Israël Cohen")
+    assert lines[family].endswith("· matched: person Israël Cohen")
     assert lines[title] == f"{title} · Visite du président d'ISRAEL · open · matched: title"
     assert await found(chat, "lea cohen") == [family]
     assert await found(chat, "PRÉSIDENT") == [title]
@@ -149,10 +149,15 @@ async def test_every_word_must_match(chat: Chat) -> None:
 async def test_writes_keep_the_index_current(chat: Chat, database: Database) -> None:
     ref = await open_dossier(chat, 'person "Visit of Anna" subjects="Anna Åström"')
     assert await found(chat, "astrom") == [ref]
-    await chat.say(LIAISON, f'!dossier edit {ref} title="Protection of Bert" subjects="Bert Çelik"')
-    assert "Nothing found" in (await chat.say(READER, "!dossier find anna")).title
+    await chat.say(LIAISON, f'!dossier edit {ref} title="Protection of Bert"')
+    await chat.say(LIAISON, f'!dossier person rename {ref}/1 "Anneke Åberg"')
     assert "Nothing found" in (await chat.say(READER, "!dossier find astrom")).title
+    assert await found(chat, "aberg anneke") == [ref]
+    await chat.say(LIAISON, f'!dossier person add {ref} "Bert Çelik"')
     assert await found(chat, "celik bert") == [ref]
+    await chat.say(LIAISON, f"!dossier person remove {ref}/2")
+    assert "Nothing found" in (await chat.say(READER, "!dossier find celik")).title
+    assert "Nothing found" in (await chat.say(READER, "!dossier find anna")).title
     await chat.say(LIAISON, f"!dossier edit {ref} ref=ÉLYSÉE/42 category=minister")
     assert await found(chat, "elysee/42") == [ref]
     assert await found(chat, "minister") == [ref]

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from typing import Annotated, Any
 
 from commands.arguments import (
+    End,
     Kind,
     Opt,
     Rest,
     Spelled,
+    Start,
     UserId,
     parse_user_id,
     register_type,
@@ -119,8 +120,8 @@ async def dossier_open(
     kind: DossierKind,
     title: str,
     category: Opt[str | None] = None,
-    start: Opt[datetime | None] = None,
-    end: Opt[datetime | None] = None,
+    start: Opt[Start | None] = None,
+    end: Opt[End | None] = None,
     basis: Opt[Basis | None] = None,
     ref: Opt[str | None] = None,
     lead: Opt[UserId | None] = None,
@@ -257,8 +258,8 @@ async def dossier_edit(
     dossier: DossierRef,
     title: Opt[str | None] = None,
     category: Opt[str | None] = None,
-    start: Opt[datetime | None] = None,
-    end: Opt[datetime | None] = None,
+    start: Opt[Start | None] = None,
+    end: Opt[End | None] = None,
     basis: Opt[Basis | None] = None,
     ref: Opt[str | None] = None,
     lead: Opt[UserId | None] = None,

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from commands.agenda_views import agenda_reply, calendar, occurrence_line
 from commands.arguments import Opt, Rest
 from commands.context import Context
-from commands.dates import parse_when
+from commands.dates import parse_time
 from commands.declaration import command
 from commands.errors import ArgumentError
 from commands.formatting import when
@@ -91,7 +91,7 @@ async def meeting_move(
     word, _, rest = to.strip().partition(" ")
     if word.lower() != "to" or not rest.strip():
         raise ArgumentError("say where to: !meeting move <name> <date> to <when>")
-    target = parse_when(rest.strip(), ctx)
+    target = parse_time(rest.strip(), ctx)
     day = date.astimezone(ctx.tz).date()
     moved = await ctx.workflow.meetings.move(ctx.actor, ctx.event_id, name, day, target, reason)
     return Reply(

@@ -466,7 +466,8 @@ async def test_nudges_once_per_interval_then_expiry(chat: Chat, database: Databa
 async def test_end_warning_comes_before_the_end_and_each_happens_once(
     chat: Chat, database: Database
 ) -> None:
-    await propose(chat, await dossier(chat), extra='end="in 10 days"')
+    # Hours keep the clock time ("in 10 days" would be the end of that day).
+    await propose(chat, await dossier(chat), extra='end="in 240 hours"')
     await chat.react(MINA, "$prompt-P-1")
     chat.advance(days=6)
     assert await chat.tick() == []

@@ -377,7 +377,8 @@ async def test_daily_digest(database: Database) -> None:
     assert body.startswith("Daily digest — Thu 26 Nov 2026 13:00")
     assert f"{ref} [opened] event dossier opened: Summit" in changes and old not in changes
     ending = f"M-1 patrol for {ref} Summit: end Fri 27 Nov 2026 18:00"
-    assert ending in due and f"{ref} Summit: assessment review Fri 27 Nov 2026 11:00" in due
+    # review=tomorrow: a date without a time, so a deadline at the end of that day.
+    assert ending in due and f"{ref} Summit: assessment review Fri 27 Nov 2026 end of day" in due
     assert "P-2: new M-2: checks" in pending and "P-1" not in pending
     assert ending in orders and "M-2" not in orders
     await chat.say(POLICE, "!measure ack M-1")

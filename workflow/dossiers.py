@@ -7,8 +7,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from workflow.access import Data
+from workflow.clock import human
 from workflow.errors import Refused
 from workflow.model import (
     CATEGORIES,
@@ -18,7 +20,11 @@ from workflow.model import (
     DossierFilter,
     DossierKind,
     DossierStatus,
+    MeasureState,
+    ProposalAction,
+    ProposalState,
     TimelineEntry,
+    field_name,
 )
 
 if TYPE_CHECKING:
@@ -184,9 +190,10 @@ class DossierRules:
         if subjects is not None:
             await self.store.replace_subjects(ref, subjects)
             changes["subjects"] = ", ".join(subjects)
-        described = "; ".join(f"{k} = {_show(v)}" for k, v in changes.items())
+        tz = self.wf.policy.timezone
+        described = "; ".join(f"{field_name(k)} = {_show(v, tz)}" for k, v in changes.items())
         await self._record(
-            actor, event_id, ref, "edited", described, {k: _show(v) for k, v in changes.items()}
+            actor, event_id, ref, "edited", described, {k: _audited(v) for k, v in changes.items()}
         )
         return await self.require(ref)
 
@@ -199,7 +206,48 @@ class DossierRules:
         return dossier
 
     async def close(self, actor: str, event_id: str, ref: str, reason: str) -> Dossier:
+        """Refused while protection is in force or could still come into force: closed, the
+        dossier is read-only, so nobody could end or decide those measures any more."""
+        await self.require(ref)
+        blocking = await self._open_measures(ref)
+        if blocking:
+            raise Refused(
+                f"{ref} cannot be closed while measures are in force or pending; settle each:",
+                tuple(blocking),
+            )
         return await self._set_status(actor, event_id, ref, DossierStatus.CLOSED, reason)
+
+    async def _open_measures(self, ref: str) -> list[str]:
+        """One line per measure in force, approved to start, proposed or with a change
+        pending, naming the command that settles it."""
+        measures = self.wf.store.measures
+        found = []
+        undecided = [MeasureState.PROPOSED, MeasureState.PROVISIONAL, MeasureState.ACTIVE]
+        for measure in await measures.listing(ref, undecided):
+            pending = [
+                p
+                for p in await measures.proposals_of(measure.id)
+                if p.state is ProposalState.PENDING
+            ]
+            state = measure.state.value
+            if measure.scheduled_at(self.wf.now):
+                state = "approved, not started yet"
+            line = f"{measure.ref} {measure.type} ({state}): "
+            if pending:
+                p = pending[0]
+                line += (
+                    f"{p.ref} ({p.action}) is pending; it is decided by the approvers, or "
+                    f"withdrawn by {p.proposer} with !proposal withdraw {p.ref}"
+                )
+                if (
+                    measure.state is not MeasureState.PROPOSED
+                    and p.action is not ProposalAction.END
+                ):
+                    line += f"; then end the measure with !measure end {measure.ref} <reason>"
+            else:
+                line += f"end it with !measure end {measure.ref} <reason>"
+            found.append(line)
+        return found
 
     async def reopen(self, actor: str, event_id: str, ref: str, reason: str) -> Dossier:
         return await self._set_status(actor, event_id, ref, DossierStatus.OPEN, reason)
@@ -291,7 +339,15 @@ class DossierRules:
         return dossier
 
 
-def _show(value: Any) -> str:
+def _show(value: Any, tz: ZoneInfo) -> str:
+    """A changed value on the timeline, which people read: times local and human."""
+    if isinstance(value, datetime):
+        return human(value, tz)
+    return "—" if value is None else str(value)
+
+
+def _audited(value: Any) -> str:
+    """A changed value in the audit detail, which machines compare: times as ISO instants."""
     if isinstance(value, datetime):
         return value.isoformat(timespec="minutes")
     return "—" if value is None else str(value)

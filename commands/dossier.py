@@ -19,7 +19,7 @@ from commands.arguments import (
 from commands.context import Context
 from commands.declaration import command
 from commands.errors import ArgumentError, shown
-from commands.formatting import level, one_line, period, when
+from commands.formatting import count, level, one_line, period, when
 from commands.replies import Reply, RoomRequest, Severity
 from config import Role
 from workflow.access import Data
@@ -205,7 +205,7 @@ async def dossier_list(
     page: Opt[int | None] = None,
 ) -> Reply:
     if level_min is not None and not 1 <= level_min <= 4:
-        raise ArgumentError("level>: must be 1, 2, 3 or 4")
+        raise ArgumentError("level>=: must be 1, 2, 3 or 4")
     wanted = DossierFilter(
         status=STATUSES[status or "open"], kind=kind, level_min=level_min, lead=lead
     )
@@ -316,7 +316,7 @@ async def dossier_reopen(ctx: Context, dossier: DossierRef, reason: Rest[str]) -
 async def dossier_timeline(ctx: Context, dossier: DossierRef) -> Reply:
     entries = await ctx.workflow.dossiers.timeline(dossier, reader(ctx, "dossier timeline"))
     return Reply(
-        f"Timeline of {dossier} ({len(entries)} entries)",
+        f"Timeline of {dossier} ({count(len(entries), 'entry', 'entries')})",
         lines=tuple(_entry(e, ctx) for e in entries),
         carries=Data.DOSSIER,
     )

@@ -1,5 +1,10 @@
 """`!export`: a dossier's full record as a file — Markdown to print, JSON for machines.
-Both carry the audit entries, so a printed record says who did what, when, from which event."""
+Both carry the audit entries, so a printed record says who did what, when, from which event.
+
+Markdown is read by people: every time in the one human format, local (`when`). JSON is read
+by programs, so it keeps ISO 8601, which they parse without guessing; but each instant is
+given in local time with its UTC offset (`2026-12-08T12:00:00+01:00`), so a person who opens
+the file reads the same clock time as in chat, and a program still gets the exact instant."""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import enum
 import json
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from commands.arguments import Opt
 from commands.context import Context
@@ -23,12 +29,12 @@ class ExportFormat(enum.StrEnum):
     JSON = "json"
 
 
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment else None
-
-
-def as_json(record: DossierRecord) -> dict[str, Any]:
+def as_json(record: DossierRecord, tz: ZoneInfo) -> dict[str, Any]:
     d = record.dossier
+
+    def _iso(moment: datetime | None) -> str | None:
+        return moment.astimezone(tz).isoformat() if moment else None
+
     return {
         "dossier": {
             "id": d.ref,
@@ -152,7 +158,7 @@ async def export(
 ) -> Reply:
     record = await ctx.workflow.dossiers.record(dossier, reader(ctx, "export"))
     if format is ExportFormat.JSON:
-        data = json.dumps(as_json(record), ensure_ascii=False, indent=2).encode()
+        data = json.dumps(as_json(record, ctx.tz), ensure_ascii=False, indent=2).encode()
         attachment = Attachment(f"{dossier}.json", "application/json", data)
     else:
         attachment = Attachment(f"{dossier}.md", "text/markdown", as_markdown(record, ctx).encode())

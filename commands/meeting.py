@@ -12,7 +12,7 @@ from commands.context import Context
 from commands.dates import parse_time
 from commands.declaration import command
 from commands.errors import ArgumentError
-from commands.formatting import when
+from commands.formatting import count, when
 from commands.replies import Attachment, Reply, Severity
 from config import Role
 from workflow.agenda import AgendaKind
@@ -45,7 +45,7 @@ async def meeting_list(ctx: Context) -> Reply:
             f"{spec.name}: {spec.rrule} | room {spec.room} | {spec.agenda} agenda | "
             f"reminders {remind} before | next {following}"
         )
-    return Reply(f"{len(specs)} meeting(s)", lines=tuple(lines))
+    return Reply(count(len(specs), "meeting"), lines=tuple(lines))
 
 
 @command(
@@ -115,7 +115,7 @@ async def _agenda(
                 )
         data = calendar(occurrences, ctx.now, f"Aegis {kind} meetings")
         return Reply(
-            f"Calendar of the {kind} meetings: {len(occurrences)} occurrence(s)",
+            f"Calendar of the {kind} meetings: {count(len(occurrences), 'occurrence')}",
             lines=("Import the attached file, or subscribe to it in your calendar.",),
             attachments=(Attachment(f"aegis-{kind}.ics", "text/calendar", data),),
         )

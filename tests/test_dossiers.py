@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import datetime
 
 import pytest
 from sqlalchemy import text
@@ -13,6 +14,7 @@ from commands import Reply, Severity
 from config import Role
 from storage import dossiers
 from storage.db import Database
+from tests.commands_fakes import BRUSSELS
 from tests.support.chat import Chat, text_of
 
 LIAISON = "@lia:aegis.test"
@@ -179,7 +181,9 @@ async def test_list_filters_and_pages(chat: Chat) -> None:
     serious = await chat.say(READER, "!dossier list level>=3")
     assert [line.split(" ")[0] for line in serious.lines] == [refs[3]]
     bad = await chat.say(READER, "!dossier list level>=7")
-    assert bad.severity is Severity.ERROR and "level>" in bad.title
+    assert bad.severity is Severity.ERROR and bad.title.startswith("level>=: must be 1, 2, 3")
+    typo = await chat.say(READER, "!dossier list level>=high")
+    assert typo.title == "level>=: 'high' is not a whole number"
 
 
 async def test_find_searches_titles_references_and_notes(chat: Chat) -> None:
@@ -260,6 +264,10 @@ async def test_export_files_carry_the_record_and_audit(chat: Chat) -> None:
     record = json.loads(as_json.attachments[0].data)
     assert record["dossier"]["id"] == ref and record["assessments"][0]["level"] == 3
     assert {a["action"] for a in record["audit"]} >= {"dossier.opened", "threat.log"}
+    # Machine ISO, but local: the clock time people saw in chat, with Brussels' offset.
+    opened = record["dossier"]["opened_at"]
+    assert opened == datetime.fromisoformat(opened).astimezone(BRUSSELS).isoformat()
+    assert opened.endswith(("+01:00", "+02:00"))
 
 
 async def test_reply_to_a_refused_command_without_role_is_audited(

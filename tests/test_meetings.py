@@ -160,7 +160,10 @@ async def test_a_reminder_missed_while_down_is_posted_late_before_the_meeting(
     [late] = await run_meetings(chat)
     assert isinstance(late, Reminder) and late.late and late.due.label == "1h"
     [announcement, *_] = meeting_announcements(late, BRUSSELS)
-    assert announcement.reply.title.startswith("LATE — Reminder: weekly meeting")
+    assert announcement.reply.title == (
+        "LATE — Reminder: weekly meeting Mon 30 Nov 2026 10:00 "
+        "(was due Mon 30 Nov 2026 09:00, posted late)"
+    )
     assert announcement.reply.severity is Severity.WARNING
     assert "Posted late: it was due Mon 30 Nov 2026 09:00" in text_of(announcement.reply)
     assert await run_meetings(chat) == []

@@ -223,15 +223,15 @@ class DossierRules:
         measures = self.wf.store.measures
         found = []
         undecided = [MeasureState.PROPOSED, MeasureState.PROVISIONAL, MeasureState.ACTIVE]
-        for measure in await measures.listing(ref, undecided):
+        for measure in sorted(await measures.listing(ref, undecided), key=lambda m: m.id):
             pending = [
                 p
                 for p in await measures.proposals_of(measure.id)
                 if p.state is ProposalState.PENDING
             ]
             state = measure.state.value
-            if measure.scheduled_at(self.wf.now):
-                state = "approved, not started yet"
+            if measure.starts_at is not None and measure.scheduled_at(self.wf.now):
+                state = f"approved, starts {human(measure.starts_at, self.wf.policy.timezone)}"
             line = f"{measure.ref} {measure.type} ({state}): "
             if pending:
                 p = pending[0]

@@ -245,10 +245,9 @@ async def measure_show(ctx: Context, measure: MeasureRef) -> Reply:
             ),
         ),
         lines=tuple(
-            f"{p.ref} {p.action}"
-            + (f" ({change_text(p.changes, ctx.tz)})" if p.changes else "")
-            + f" by {p.proposer} {when(p.created_at, ctx.tz)} — {p.state}"
+            f"{p.ref} {p.action} by {p.proposer} {when(p.created_at, ctx.tz)} — {p.state}"
             + (f" by {p.decided_by} {when(p.decided_at, ctx.tz)}" if p.decided_at else "")
+            + (f" — {change_text(p.changes, ctx.tz)}" if p.changes else "")
             + (f" — rationale: {p.rationale}" if p.rationale else "")
             for p in history.proposals
         ),

@@ -14,8 +14,7 @@ from commands import Reply, Severity
 from config import Role
 from storage import dossiers
 from storage.db import Database
-from tests.commands_fakes import BRUSSELS
-from tests.support.chat import Chat, text_of
+from tests.support.chat import BRUSSELS, Chat, text_of
 
 LIAISON = "@lia:aegis.test"
 ANALYST = "@ana:aegis.test"

@@ -298,8 +298,10 @@ async def test_a_change_reads_in_local_time_never_as_an_iso_instant(chat: Chat) 
         "Proposed P-3: maintain M-1, next review Thu 31 Dec 2026 end of day (close-protection)"
     )
     shown = await chat.say(POLICE, "!measure show M-1")
-    assert shown.lines[1].startswith(f"P-2 extend (end Sun 20 Dec 2026 12:00) by {LIAISON}")
-    assert shown.lines[2].startswith("P-3 maintain (review Thu 31 Dec 2026 end of day) by")
+    assert shown.lines[1].startswith(f"P-2 extend by {LIAISON}")
+    assert shown.lines[1].endswith(" — end Sun 20 Dec 2026 12:00")
+    assert shown.lines[2].startswith(f"P-3 maintain by {LIAISON}")
+    assert shown.lines[2].endswith("— pending — review Thu 31 Dec 2026 end of day")
     for text_shown in (text_of(reply), text_of(prompt.reply), text_of(shown)):
         assert "2026-12-" not in text_shown and "T1" not in text_shown
 

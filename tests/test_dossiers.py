@@ -210,6 +210,17 @@ async def test_timeline_has_every_step_with_who(chat: Chat) -> None:
     assert ANALYST in timeline[1] and LIAISON in timeline[2]
 
 
+async def test_an_edit_on_the_timeline_names_fields_as_people_do_in_local_time(chat: Chat) -> None:
+    ref = await open_dossier(chat)
+    edited = await chat.say(LIAISON, f'!dossier edit {ref} start=2026-12-08 end="8 december" ref=X')
+    assert dict(edited.fields)["Period"] == ("Tue 08 Dec 2026 00:00 → Tue 08 Dec 2026 end of day")
+    timeline = (await chat.say(READER, f"!dossier timeline {ref}")).lines
+    assert timeline[-1].endswith(
+        "edited: start = Tue 08 Dec 2026 00:00; end = Tue 08 Dec 2026 end of day; reference = X"
+    )
+    assert "starts_at" not in timeline[-1] and "2026-12-0" not in timeline[-1]
+
+
 async def test_roles_gate_actions_and_grants_apply_at_once(chat: Chat, database: Database) -> None:
     ref = await open_dossier(chat)
     refused = await chat.say(LIAISON, f"!threat log {ref} level=3 source=OCAD x")

@@ -235,6 +235,8 @@ async def test_triage_assess_link_close_and_the_partner_sees_its_status(
     ).title == f"EW-1 linked to {dossier}"
     timeline = text_of(await chat.say(LIAISON, f"!dossier timeline {dossier}"))
     assert "early-warning: EW-1 from Elia (energy)" in timeline and "1-ABC-123" in timeline
+    # When it was seen, as every time people read: local and human.
+    assert "plate 1-ABC-123, Wed 25 Nov 2026 10:00: grey car" in timeline, timeline
     shown = text_of(await chat.say(ANALYST, "!ew show EW-1"))
     assert "Status: suspicious" in shown and f"Dossier: {dossier}" in shown
     assert "seen at two other sites" in shown

@@ -132,7 +132,7 @@ async def test_three_partners_same_plate_correlate_and_the_third_raises_a_patter
         assert expected in post
     alert = posts[1].reply
     assert alert.severity is Severity.WARNING and "PATTERN ALERT: 3" in alert.title
-    assert "3 partner(s)" in alert.title and len(alert.lines) == 3
+    assert "3 partners" in alert.title and len(alert.lines) == 3
     assert [p.room for p in report_posted(first, 3, BRUSSELS)] == [RoomKey.EARLY_WARNING]
 
 
@@ -298,7 +298,7 @@ async def test_a_sector_warning_needs_an_approver_who_did_not_draft_it(
 
     deliveries = text_of(await chat.say(ANALYST, "!ew deliveries W-1"))
     assert "W-1 to energy: 0 of 2 received" in deliveries
-    assert "Elia (energy): NOT received yet: webhook tried 0 time(s)" in deliveries
+    assert "Elia (energy): NOT received yet: webhook tried 0 times" in deliveries
     assert "Fluxys (energy): NOT received yet: no webhook, not fetched" in deliveries
     async with chat.workflow() as wf:
         fetched = await wf.early_warning.warnings_for(fluxys.partner)

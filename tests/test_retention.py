@@ -268,7 +268,14 @@ async def test_after_a_purge_tampering_is_still_detected(
 async def test_a_dossier_with_a_measure_in_force_or_pending_is_held(chat: Chat) -> None:
     ref = await open_dossier(chat, "Held")
     await say_ok(chat, LIAISON, f"!measure propose {ref} patrol pending forever")
-    await say_ok(chat, LIAISON, f"!dossier close {ref} over")
+    refused = await chat.say(LIAISON, f"!dossier close {ref} over")
+    assert refused.severity is Severity.ERROR and "cannot be closed" in refused.title
+    # Closed before closing was refused with measures pending (older data): still held.
+    async with chat.workflow() as wf:
+        await wf.store.update_dossier(ref, {"status": "closed"})
+        await wf.store.add_timeline(
+            ref, at=chat.now, actor=LIAISON, kind="closed", text="over", event_id="$legacy"
+        )
     chat.advance(days=365 * YEARS + 1)
     async with chat.workflow() as wf:
         plan = await wf.privacy.plan(YEARS)

@@ -16,7 +16,7 @@ A date typed without a time never takes the current clock time: dateparser fills
 of "tomorrow" or "in 10 days" from the moment it counts from, which would make a start or
 an end depend on when the command happened to be sent. Such a date means a whole day: a
 start is the first moment of it (00:00 local), an end the last (23:59:59 local, shown as
-"end of day"), see `Role`. Only durations shorter than a day ("in 3h", "over 2 uur",
+"end of day"), see `Bound`. Only durations shorter than a day ("in 3h", "over 2 uur",
 "dans 30 minutes") and "now" keep the clock time, since that is what they are about.
 """
 
@@ -69,7 +69,7 @@ _CLOCK = re.compile(
 )
 
 
-class Role(enum.Enum):
+class Bound(enum.Enum):
     """What a date is for, which decides the time of day when none is typed."""
 
     START = "start"
@@ -136,23 +136,23 @@ def _read(text: str, ctx: Context) -> tuple[datetime, bool]:
     return parsed.astimezone(ctx.tz), _has_time(normal, parsed, ctx.tz, base)
 
 
-def parse_when(text: str, ctx: Context, role: Role = Role.START) -> datetime:
+def parse_when(text: str, ctx: Context, bound: Bound = Bound.START) -> datetime:
     """Read `text` in the room's timezone, relative to the event's time; answer in UTC. A date
-    without a time is the start or the end of that day, as `role` says."""
+    without a time is the start or the end of that day, as `bound` says."""
     moment, timed = _read(text, ctx)
     if not timed:
         moment = datetime.combine(
-            moment.date(), END_OF_DAY if role is Role.END else time(0), ctx.tz
+            moment.date(), END_OF_DAY if bound is Bound.END else time(0), ctx.tz
         )
     return moment.astimezone(UTC)
 
 
 def parse_start(text: str, ctx: Context) -> datetime:
-    return parse_when(text, ctx, Role.START)
+    return parse_when(text, ctx, Bound.START)
 
 
 def parse_end(text: str, ctx: Context) -> datetime:
-    return parse_when(text, ctx, Role.END)
+    return parse_when(text, ctx, Bound.END)
 
 
 def parse_time(text: str, ctx: Context) -> datetime:

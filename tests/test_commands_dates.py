@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 
 from commands import ArgumentError
-from commands.dates import Role, normalise, parse_time, parse_when
+from commands.dates import Bound, normalise, parse_time, parse_when
 from tests.commands_fakes import BRUSSELS, make_context
 
 
@@ -101,8 +101,8 @@ def test_a_date_without_a_time_is_the_start_or_the_end_of_that_day(
     text: str, start: datetime, end: datetime
 ) -> None:
     ctx, _ = make_context()
-    assert parse_when(text, ctx, Role.START) == start
-    assert parse_when(text, ctx, Role.END) == end
+    assert parse_when(text, ctx, Bound.START) == start
+    assert parse_when(text, ctx, Bound.END) == end
 
 
 @pytest.mark.parametrize(
@@ -124,8 +124,8 @@ def test_a_time_given_or_a_duration_under_a_day_is_kept_for_a_start_and_an_end(
     text: str, expected: datetime
 ) -> None:
     ctx, _ = make_context()
-    assert parse_when(text, ctx, Role.START) == expected
-    assert parse_when(text, ctx, Role.END) == expected
+    assert parse_when(text, ctx, Bound.START) == expected
+    assert parse_when(text, ctx, Bound.END) == expected
 
 
 @pytest.mark.parametrize("text", ["tomorrow", "morgen", "demain", "2026-12-08"])

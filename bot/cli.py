@@ -92,7 +92,8 @@ async def _verify_audit(settings: Settings) -> int:
     finally:
         await db.close()
     if result.ok:
-        print(f"audit trail intact: {result.checked} entries verified")
+        noun = "entry" if result.checked == 1 else "entries"
+        print(f"audit trail intact: {result.checked} {noun} verified")
         return 0
     print(f"audit trail BROKEN at entry {result.first_broken}: {result.reason}", file=sys.stderr)
     return 1

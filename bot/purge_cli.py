@@ -7,9 +7,11 @@ from __future__ import annotations
 import argparse
 import getpass
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import bot
 from bot.app import access_policy, policy
+from commands.formatting import count, when
 from config import Settings, add_config_option
 from storage.db import Database
 from storage.store import Store
@@ -29,8 +31,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
 
 
-def _line(dossier: ClosedDossier) -> str:
-    return f"{dossier.ref} ({dossier.kind}, closed {dossier.closed_at:%Y-%m-%d})"
+def _line(dossier: ClosedDossier, tz: ZoneInfo) -> str:
+    return f"{dossier.ref} ({dossier.kind}, closed {when(dossier.closed_at, tz)})"
 
 
 async def run(settings: Settings, args: argparse.Namespace) -> int:
@@ -39,6 +41,7 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
     now = datetime.now(UTC)
     actor = f"cli:{getpass.getuser()}"
     access, rules = access_policy(settings), policy(settings)
+    tz = rules.timezone
     info = RuntimeInfo(bot.__version__, now)
     db = Database(settings.database.url)
     purged = 0
@@ -48,25 +51,25 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
             privacy = Workflow(Store(session), now, access, info, rules).privacy
             plan = await privacy.plan(years)
             due = [(d, await privacy.personal_data(d.ref)) for d in plan.due]
-        print(f"retention {years} years: dossiers closed by {plan.cutoff:%Y-%m-%d %H:%M} UTC")
+        print(f"retention {years} years: dossiers closed by {when(plan.cutoff, tz)}")
         for held in plan.held:
-            print(f"held {_line(held)}: {held.in_force} measure(s) in force or proposed")
+            print(f"held {_line(held, tz)}: {count(held.in_force, 'measure')} in force or proposed")
         for dossier, data in due:
             if args.dry_run:
-                print(f"would purge {_line(dossier)}: {data.describe()}")
+                print(f"would purge {_line(dossier, tz)}: {data.describe()}")
                 continue
             async with db.transaction() as session:
                 workflow = Workflow(Store(session), now, access, info, rules)
                 removed = await workflow.privacy.purge(actor, dossier.ref, years)
             if removed is None:
-                print(f"skipped {_line(dossier)}: no longer due")
+                print(f"skipped {_line(dossier, tz)}: no longer due")
             else:
                 purged += 1
-                print(f"purged {_line(dossier)}: {removed.describe()}")
+                print(f"purged {_line(dossier, tz)}: {removed.describe()}")
     finally:
         await db.close()
     if args.dry_run:
-        print(f"{len(due)} dossier(s) would be purged; dry run, nothing changed")
+        print(f"{count(len(due), 'dossier')} would be purged; dry run, nothing changed")
     else:
-        print(f"{purged} dossier(s) purged")
+        print(f"{count(purged, 'dossier')} purged")
     return 0

@@ -13,8 +13,8 @@ from datetime import datetime, timedelta
 from html import escape
 from zoneinfo import ZoneInfo
 
-from commands.formatting import age, when
-from commands.measure_views import what
+from commands.formatting import age, count, when
+from commands.measure_views import state_word, what
 from commands.replies import (
     DETAILS_WITHHELD,
     Announcement,
@@ -83,13 +83,16 @@ def _dossier(d: Dossier, now: datetime) -> str:
     return f"{d.ref} {d.title} ({d.kind}/{d.category}) | level {_level(d.level)}{assessed}"
 
 
-def _measure(m: Measure, tz: ZoneInfo) -> str:
-    return f"{m.ref} {m.type} [{m.state}] {when(m.starts_at, tz)} → {when(m.ends_at, tz)}"
+def _measure(m: Measure, tz: ZoneInfo, at: datetime) -> str:
+    return (
+        f"{m.ref} {m.type} [{state_word(m, at, tz)}] "
+        f"{when(m.starts_at, tz)} → {when(m.ends_at, tz)}"
+    )
 
 
 def _proposal(p: Proposed, tz: ZoneInfo) -> str:
     return (
-        f"{p.proposal.ref}: {what(p)} for {p.dossier.ref} {p.dossier.title}, "
+        f"{p.proposal.ref}: {what(p, tz)} for {p.dossier.ref} {p.dossier.title}, "
         f"proposed by {p.proposal.proposer} {when(p.proposal.created_at, tz)}"
     )
 
@@ -100,7 +103,7 @@ def _review(review: Review, tz: ZoneInfo, now: datetime) -> str:
     person = line.dossier.person(m.person_id)
     protects = f" | for {person.ref} {person.name}" if person else ""
     return (
-        f"{m.ref} {m.type} [{m.state}]{protects} | {_dossier(line.dossier, now)} | "
+        f"{m.ref} {m.type} [{state_word(m, now, tz)}]{protects} | {_dossier(line.dossier, now)} | "
         f"start {when(m.starts_at, tz)}, end {when(m.ends_at, tz)}, "
         f"review {when(m.review_at or line.review_at, tz)}{flags}"
     )
@@ -143,7 +146,7 @@ def weekly_document(agenda: WeeklyAgenda, tz: ZoneInfo) -> Document:
     dossiers = []
     for week in agenda.dossiers:
         d = week.dossier
-        measures = "; ".join(_measure(m, tz) for m in week.measures) or "no measures"
+        measures = "; ".join(_measure(m, tz, now) for m in week.measures) or "no measures"
         dossiers.append(
             f"{_dossier(d, now)} | {when(d.starts_at, tz)} → {when(d.ends_at, tz)} | {measures}"
         )
@@ -185,9 +188,17 @@ def monthly_document(agenda: MonthlyAgenda, tz: ZoneInfo) -> Document:
             tuple(_protected(p, tz) for p in agenda.persons),
         )
     )
+    if agenda.starting:
+        sections.append(
+            Section(
+                f"Approved, not started yet ({len(agenda.starting)})",
+                tuple(_due(line, tz, agenda.at) for line in agenda.starting),
+            )
+        )
     month = agenda.start.astimezone(tz)
+    in_force = count(agenda.count, "measure")
     return Document(
-        f"Ambassades review — {month:%B %Y}, {agenda.count} measures in force",
+        f"Ambassades review — {month:%B %Y}, {in_force} in force",
         (
             "Each measure needs a decision: extend, limit, maintain or end. Propose it with",
             '!measure extend M-n end="<when>" <reason> | !measure limit M-n "<change>" <reason>',
@@ -199,11 +210,13 @@ def monthly_document(agenda: MonthlyAgenda, tz: ZoneInfo) -> Document:
     )
 
 
-def _due(line: MeasureLine, tz: ZoneInfo) -> str:
+def _due(line: MeasureLine, tz: ZoneInfo, at: datetime) -> str:
+    """A measure in force reads by its end and review; one still to start says so first."""
     m = line.measure
+    starts = f"{state_word(m, at, tz)}, " if m.scheduled_at(at) else ""
     return (
         f"{m.ref} {m.type} for {line.dossier.ref} {line.dossier.title}: "
-        f"end {when(m.ends_at, tz)}, review {when(m.review_at, tz)}"
+        f"{starts}end {when(m.ends_at, tz)}, review {when(m.review_at, tz)}"
     )
 
 
@@ -222,15 +235,15 @@ def daily_document(agenda: DailyAgenda, tz: ZoneInfo) -> Document:
         (
             Section("Changes in the last 24 hours", tuple(changes)),
             Section(
-                "Expiring or due for review within 48 hours",
-                tuple(_due(line, tz) for line in agenda.measures_due) + tuple(reviews),
+                "Starting, expiring or due for review within 48 hours",
+                tuple(_due(line, tz, agenda.at) for line in agenda.measures_due) + tuple(reviews),
             ),
             Section(
                 "Proposals awaiting a decision", tuple(_proposal(p, tz) for p in agenda.pending)
             ),
             Section(
                 "Execution orders not acknowledged by the police",
-                tuple(_due(line, tz) for line in agenda.unacknowledged),
+                tuple(_due(line, tz, agenda.at) for line in agenda.unacknowledged),
             ),
         ),
         {},
@@ -349,9 +362,13 @@ def meeting_announcements(outcome: Reminder | Starting, tz: ZoneInfo) -> tuple[A
         )
     offset = outcome.due.offset or timedelta(0)
     if offset:
-        heading = (
-            f"Reminder: {spec.name} meeting {when(occurrence.at, tz)} (in {offset_label(offset)})"
+        # Late, "in 1h" would be untrue by however long the bot was away.
+        timing = (
+            f"was due {when(outcome.due.due_at, tz)}, posted late"
+            if outcome.late
+            else f"in {offset_label(offset)}"
         )
+        heading = f"Reminder: {spec.name} meeting {when(occurrence.at, tz)} ({timing})"
     else:
         heading = f"{spec.name}: {document(outcome.agenda, tz).title}"
     if outcome.late:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Generic, NewType, TypeAlias, TypeVar
 
-from commands.dates import parse_when
+from commands.dates import parse_end, parse_start
 from commands.errors import ArgumentError, shown
 from config.settings import USER_ID_RE
 
@@ -53,6 +53,13 @@ UserId = NewType("UserId", str)
 class Mine(str):
     """The word `mine` in a listing: only what the sender takes part in."""
 
+
+Start = NewType("Start", datetime)
+"""A moment where something begins: a date typed without a time is the start of that day.
+A plain `datetime` parameter reads the same way."""
+End = NewType("End", datetime)
+"""A moment where something ends or falls due: a date typed without a time is the end of
+that day, so "end=31 december" covers all of the 31st."""
 
 Parser: TypeAlias = Callable[[str, "Context"], Awaitable[T] | T]
 Fallback: TypeAlias = Callable[["Context"], Awaitable[T] | T]
@@ -169,7 +176,9 @@ def parse_user_id(text: str, ctx: Context) -> UserId:
 register_type(str, _parse_str, name="text")
 register_type(int, _parse_int, name="number")
 register_type(bool, _parse_bool, name="yes|no", choices=("yes", "no"))
-register_type(datetime, parse_when, name="when")
+register_type(datetime, parse_start, name="when")
+register_type(Start, lambda text, ctx: Start(parse_start(text, ctx)), name="when")
+register_type(End, lambda text, ctx: End(parse_end(text, ctx)), name="when")
 register_type(
     Mine,
     lambda text, ctx: Mine("mine"),

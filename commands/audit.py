@@ -8,7 +8,7 @@ from commands.arguments import Opt
 from commands.context import Context
 from commands.declaration import command
 from commands.dossier import DossierRef
-from commands.formatting import when
+from commands.formatting import count, when
 from commands.replies import Reply
 from config import Role
 from workflow.access import Data
@@ -40,7 +40,8 @@ async def audit(ctx: Context, dossier: DossierRef, page: Opt[int | None] = None)
     trail = await ctx.workflow.privacy.trail(ctx.actor, ctx.event_id, dossier, page or 1)
     readers = ", ".join(f"{who} ×{n} (last {when(last, ctx.tz)})" for who, n, last in trail.readers)
     return Reply(
-        f"Audit trail of {dossier}: {trail.total} entries, page {trail.page}/{trail.pages}",
+        f"Audit trail of {dossier}: {count(trail.total, 'entry', 'entries')}, "
+        f"page {trail.page}/{trail.pages}",
         fields=(("Read by", readers or "nobody"),),
         lines=tuple(
             f"#{e.seq} · {when(e.at, ctx.tz)} · {e.actor} · {e.action}"

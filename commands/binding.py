@@ -93,7 +93,7 @@ async def _parse(param: Parameter, text: str, ctx: Context) -> object:
     try:
         return await param.type.parse(text, ctx)
     except ArgumentError as wrong:
-        raise ArgumentError(f"{param.key}: {wrong}") from None
+        raise ArgumentError(f"{param.label}: {wrong}") from None
 
 
 async def _omitted(param: Parameter, ctx: Context) -> object:
@@ -103,7 +103,7 @@ async def _omitted(param: Parameter, ctx: Context) -> object:
         try:
             return await param.type.fallback(ctx)
         except ArgumentError as wrong:
-            raise ArgumentError(f"{param.key}: {wrong}") from None
+            raise ArgumentError(f"{param.label}: {wrong}") from None
     shape = f"{param.name}=<{param.type.name}>" if param.kind is Kind.OPTION else f"<{param.name}>"
     raise ArgumentError(f"missing {shape}")
 

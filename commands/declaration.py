@@ -39,6 +39,14 @@ class Parameter:
         return self.spelled or self.name
 
     @property
+    def label(self) -> str:
+        """How a message names it: as the sender types it, so an option spelled `level>`
+        (typed `level>=3`) is `level>=`, not a key nobody writes."""
+        if self.spelled and not self.spelled[-1].isalnum():
+            return f"{self.spelled}="
+        return self.key
+
+    @property
     def has_default(self) -> bool:
         return self.default is not _REQUIRED
 

@@ -117,7 +117,7 @@ class Dispatcher:
             return Dispatched(await _not_found(missing, ctx), name, refused)
         except Refused as refusal:
             # The rules said no before writing anything: the sender learns why, nothing else.
-            return Dispatched(_error(str(refusal)), name, refused)
+            return Dispatched(_error(str(refusal), refusal.lines), name, refused)
         except ArgumentError as wrong:
             # A check across arguments that only the handler can make (a range, a pair).
             return Dispatched(self._wrong_arguments(declared, str(wrong)), name, usage)

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from typing import Annotated, Any
 
 from commands.arguments import (
+    End,
     Kind,
     Mine,
     Opt,
     Rest,
     Spelled,
+    Start,
     UserId,
     parse_user_id,
     register_type,
@@ -20,7 +21,7 @@ from commands.context import Context
 from commands.declaration import command
 from commands.dossier_views import scope_groups
 from commands.errors import ArgumentError, shown
-from commands.formatting import level, one_line, period, when
+from commands.formatting import count, level, one_line, period, when
 from commands.replies import Group, Reply, RoomRequest, Severity
 from config import Role
 from workflow.access import Data
@@ -193,8 +194,8 @@ async def dossier_open(
     kind: DossierKind,
     title: str,
     category: Opt[Category | None] = None,
-    start: Opt[datetime | None] = None,
-    end: Opt[datetime | None] = None,
+    start: Opt[Start | None] = None,
+    end: Opt[End | None] = None,
     basis: Opt[Basis | None] = None,
     ref: Opt[str | None] = None,
     lead: Opt[UserId | None] = None,
@@ -284,7 +285,7 @@ async def dossier_list(
     page: Opt[int | None] = None,
 ) -> Reply:
     if level_min is not None and not 1 <= level_min <= 4:
-        raise ArgumentError("level>: must be 1, 2, 3 or 4")
+        raise ArgumentError("level>=: must be 1, 2, 3 or 4")
     wanted = DossierFilter(
         status=STATUSES[status or "open"],
         kind=kind,
@@ -361,8 +362,8 @@ async def dossier_edit(
     dossier: DossierRef,
     title: Opt[str | None] = None,
     category: Opt[Category | None] = None,
-    start: Opt[datetime | None] = None,
-    end: Opt[datetime | None] = None,
+    start: Opt[Start | None] = None,
+    end: Opt[End | None] = None,
     basis: Opt[Basis | None] = None,
     ref: Opt[str | None] = None,
     lead: Opt[UserId | None] = None,
@@ -462,7 +463,7 @@ async def dossier_reopen(ctx: Context, dossier: DossierRef, reason: Rest[str]) -
 async def dossier_timeline(ctx: Context, dossier: DossierRef) -> Reply:
     entries = await ctx.workflow.dossiers.timeline(dossier, reader(ctx, "dossier timeline"))
     return Reply(
-        f"Timeline of {dossier} ({len(entries)} entries)",
+        f"Timeline of {dossier} ({count(len(entries), 'entry', 'entries')})",
         lines=tuple(_entry(e, ctx) for e in entries),
         carries=Data.DOSSIER,
     )

@@ -10,7 +10,7 @@ from commands.declaration import command
 from commands.dossier import DossierRef
 from commands.early_warning_views import one_line, place, report_fields, warning_prompt
 from commands.errors import ArgumentError, shown
-from commands.formatting import when
+from commands.formatting import count, when
 from commands.measure import numbered
 from commands.replies import Reply, Severity
 from config import Role
@@ -219,7 +219,7 @@ async def ew_deliveries(ctx: Context, warning: WarningRef) -> Reply:
         elif d.webhook_failed:
             how = f"NOT received: webhook failed after {d.webhook_attempts} tries ({d.last_error})"
         elif d.partner.webhook_url:
-            how = f"NOT received yet: webhook tried {d.webhook_attempts} time(s)"
+            how = f"NOT received yet: webhook tried {count(d.webhook_attempts, 'time')}"
         else:
             how = "NOT received yet: no webhook, not fetched"
         lines.append(f"{d.partner.name} ({d.partner.sector}): {how}")

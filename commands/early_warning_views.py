@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo
 
-from commands.formatting import when
+from commands.formatting import count, when
 from commands.replies import (
     DETAILS_WITHHELD,
     Announcement,
@@ -93,7 +93,7 @@ def report_posted(submitted: Submitted, threshold: int, tz: ZoneInfo) -> tuple[A
         partners = len({r.partner_id for r in group})
         title = (
             f"PATTERN ALERT: {len(group)} correlated early-warning reports "
-            f"from {partners} partner(s), latest {report.ref}"
+            f"from {count(partners, 'partner')}, latest {report.ref}"
         )
         posts.append(
             Announcement(
@@ -148,7 +148,7 @@ def warning_decided(decision: WarningDecision, tz: ZoneInfo) -> tuple[Announceme
     if warning.state is WarningState.APPROVED:
         title = (
             f"Sector warning {warning.ref} approved by {warning.decided_by}: "
-            f"sending to {len(decision.recipients)} partner(s) in {warning.sector}"
+            f"sending to {count(len(decision.recipients), 'partner')} in {warning.sector}"
         )
         # Who receives a sector warning is part of it; the brief form counts them.
         reply = Reply(

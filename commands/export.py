@@ -1,5 +1,10 @@
 """`!export`: a dossier's full record as a file — Markdown to print, JSON for machines.
-Both carry the audit entries, so a printed record says who did what, when, from which event."""
+Both carry the audit entries, so a printed record says who did what, when, from which event.
+
+Markdown is read by people: every time in the one human format, local (`when`). JSON is read
+by programs, so it keeps ISO 8601, which they parse without guessing; but each instant is
+given in local time with its UTC offset (`2026-12-08T12:00:00+01:00`), so a person who opens
+the file reads the same clock time as in chat, and a program still gets the exact instant."""
 
 from __future__ import annotations
 
@@ -25,35 +30,35 @@ class ExportFormat(enum.StrEnum):
     JSON = "json"
 
 
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment else None
+def _iso(moment: datetime | None, tz: ZoneInfo) -> str | None:
+    return moment.astimezone(tz).isoformat() if moment else None
 
 
-def _assessment(a: Assessment) -> dict[str, Any]:
+def _assessment(a: Assessment, tz: ZoneInfo) -> dict[str, Any]:
     return {
         "level": int(a.level),
         "level_name": a.level.label,
         "source": a.source.value,
         "summary": a.summary,
         "reference": a.external_ref,
-        "review": _iso(a.review_at),
+        "review": _iso(a.review_at, tz),
         "by": a.assessed_by,
-        "at": _iso(a.created_at),
+        "at": _iso(a.created_at, tz),
     }
 
 
-def _measure(m: Measure) -> dict[str, Any]:
+def _measure(m: Measure, tz: ZoneInfo) -> dict[str, Any]:
     return {
         "id": m.ref,
         "type": m.type.value,
         "state": m.state.value,
         "details": m.details,
         "executor": m.executor,
-        "start": _iso(m.starts_at),
-        "end": _iso(m.ends_at),
-        "review": _iso(m.review_at),
+        "start": _iso(m.starts_at, tz),
+        "end": _iso(m.ends_at, tz),
+        "review": _iso(m.review_at, tz),
         "acknowledged_by": m.acknowledged_by,
-        "acknowledged_at": _iso(m.acknowledged_at),
+        "acknowledged_at": _iso(m.acknowledged_at, tz),
     }
 
 
@@ -62,10 +67,14 @@ def _scopes(record: DossierRecord) -> tuple[Scope, ...]:
     return by_person(record.dossier, record.assessments, record.measures, removed_too=True)
 
 
-def as_json(record: DossierRecord) -> dict[str, Any]:
+def as_json(record: DossierRecord, tz: ZoneInfo) -> dict[str, Any]:
     """The dossier's own assessments and measures at the top; each person's under them."""
     d = record.dossier
     whole, *persons = _scopes(record)
+
+    def iso(moment: datetime | None) -> str | None:
+        return _iso(moment, tz)
+
     return {
         "dossier": {
             "id": d.ref,
@@ -76,36 +85,36 @@ def as_json(record: DossierRecord) -> dict[str, Any]:
             "basis": d.basis.value if d.basis else None,
             "reference": d.external_ref,
             "lead": d.lead,
-            "start": _iso(d.starts_at),
-            "end": _iso(d.ends_at),
+            "start": iso(d.starts_at),
+            "end": iso(d.ends_at),
             "room": d.room_id,
             "opened_by": d.created_by,
-            "opened_at": _iso(d.created_at),
+            "opened_at": iso(d.created_at),
             "level": int(d.level) if d.level else None,
-            "purged": _iso(d.purged_at),
+            "purged": iso(d.purged_at),
         },
-        "assessments": [_assessment(a) for a in whole.assessments],
-        "measures": [_measure(m) for m in whole.measures],
+        "assessments": [_assessment(a, tz) for a in whole.assessments],
+        "measures": [_measure(m, tz) for m in whole.measures],
         "persons": [
             {
                 "id": scope.person.ref,
                 "name": scope.person.name,
-                "removed": _iso(scope.person.removed_at),
-                "assessments": [_assessment(a) for a in scope.assessments],
-                "measures": [_measure(m) for m in scope.measures],
+                "removed": iso(scope.person.removed_at),
+                "assessments": [_assessment(a, tz) for a in scope.assessments],
+                "measures": [_measure(m, tz) for m in scope.measures],
             }
             for scope in persons
             if scope.person is not None
         ],
-        "notes": [{"at": _iso(at), "by": by, "text": text} for at, by, text in record.notes],
+        "notes": [{"at": iso(at), "by": by, "text": text} for at, by, text in record.notes],
         "timeline": [
-            {"at": _iso(e.at), "by": e.actor, "kind": e.kind, "text": e.text}
+            {"at": iso(e.at), "by": e.actor, "kind": e.kind, "text": e.text}
             for e in record.timeline
         ],
         "audit": [
             {
                 "seq": a.seq,
-                "at": _iso(a.at),
+                "at": iso(a.at),
                 "actor": a.actor,
                 "roles": a.role,
                 "action": a.action,
@@ -212,7 +221,7 @@ async def export(
 ) -> Reply:
     record = await ctx.workflow.dossiers.record(dossier, reader(ctx, "export"))
     if format is ExportFormat.JSON:
-        data = json.dumps(as_json(record), ensure_ascii=False, indent=2).encode()
+        data = json.dumps(as_json(record, ctx.tz), ensure_ascii=False, indent=2).encode()
         attachment = Attachment(f"{dossier}.json", "application/json", data)
     else:
         attachment = Attachment(f"{dossier}.md", "text/markdown", as_markdown(record, ctx).encode())

@@ -5,13 +5,20 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from workflow.clock import human
 from workflow.model import Dossier, ThreatLevel
 
 
 def when(moment: datetime | None, tz: ZoneInfo) -> str:
+    """`Tue 08 Dec 2026 12:00`, local: the one way a time reads (workflow.clock.human)."""
     if moment is None:
         return "—"
-    return moment.astimezone(tz).strftime("%a %d %b %Y %H:%M")
+    return human(moment, tz)
+
+
+def count(n: int, one: str, many: str | None = None) -> str:
+    """`1 proposal`, `2 proposals`, `0 proposals`: a number with its noun agreeing."""
+    return f"{n} {one if n == 1 else many or one + 's'}"
 
 
 def age(since: datetime, now: datetime) -> str:

@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from typing import Annotated, TypeVar
 
-from commands.arguments import Kind, Mine, Opt, Rest, Spelled, register_type
+from commands.arguments import End, Kind, Mine, Opt, Rest, Spelled, Start, register_type
 from commands.context import Context
 from commands.declaration import command
 from commands.dossier import DossierRef, reader
 from commands.errors import ArgumentError, shown
-from commands.formatting import age, when
+from commands.formatting import age, count, when
 from commands.measure_views import (
     acknowledged,
+    change_text,
     decision_announcements,
     measure_period,
     proposed_reply,
+    state_word,
     what,
 )
 from commands.replies import Link, Reply, Severity
@@ -113,8 +114,8 @@ async def measure_propose(
     dossier: DossierRef,
     type: MeasureType,
     details: Rest[str],
-    start: Opt[datetime | None] = None,
-    end: Opt[datetime | None] = None,
+    start: Opt[Start | None] = None,
+    end: Opt[End | None] = None,
     executor: Opt[str | None] = None,
     urgent: Opt[Flag | None] = None,
     for_person: Annotated[PersonPick | None, Kind.OPTION, Spelled("for")] = None,
@@ -151,8 +152,9 @@ async def _change(
     examples=['!measure extend M-3 end="31 december" visit prolonged'],
 )
 async def measure_extend(
-    ctx: Context, measure: MeasureRef, end: Opt[datetime], reason: Rest[str]
+    ctx: Context, measure: MeasureRef, end: Opt[End], reason: Rest[str]
 ) -> Reply:
+    # The proposal keeps the new end as an ISO instant (machine data); `what` shows it.
     return await _change(ctx, measure, ProposalAction.EXTEND, {"ends_at": end.isoformat()}, reason)
 
 
@@ -173,7 +175,7 @@ async def measure_limit(ctx: Context, measure: MeasureRef, change: str, reason: 
     examples=['!measure maintain M-3 review="in 30 days" threat unchanged'],
 )
 async def measure_maintain(
-    ctx: Context, measure: MeasureRef, reason: Rest[str], review: Opt[datetime | None] = None
+    ctx: Context, measure: MeasureRef, reason: Rest[str], review: Opt[End | None] = None
 ) -> Reply:
     changes = {"review_at": review.isoformat()} if review else {}
     return await _change(ctx, measure, ProposalAction.MAINTAIN, changes, reason)
@@ -231,9 +233,10 @@ async def measure_list(
     if not measures:
         return Reply("No measures match.")
     return Reply(
-        f"{len(measures)} measures",
+        count(len(measures), "measure"),
         lines=tuple(
-            f"{m.ref} · {m.dossier_ref} · {m.type} · {m.state} · {measure_period(m, ctx.tz)}"
+            f"{m.ref} · {m.dossier_ref} · {m.type} · {state_word(m, ctx.now, ctx.tz)} · "
+            f"{measure_period(m, ctx.tz)}"
             + ("" if m.acknowledged_by or not m.state.in_force else " · not acknowledged")
             for m in measures
         ),
@@ -253,7 +256,7 @@ async def measure_show(ctx: Context, measure: MeasureRef) -> Reply:
     return Reply(
         f"{m.ref} — {m.type} for {history.person.label if history.person else m.dossier_ref}",
         fields=(
-            ("State", str(m.state)),
+            ("State", state_word(m, ctx.now, ctx.tz)),
             ("Details", m.details),
             ("Period", measure_period(m, ctx.tz)),
             ("Review", when(m.review_at, ctx.tz)),
@@ -268,6 +271,7 @@ async def measure_show(ctx: Context, measure: MeasureRef) -> Reply:
         lines=tuple(
             f"{p.ref} {p.action} by {p.proposer} {when(p.created_at, ctx.tz)} — {p.state}"
             + (f" by {p.decided_by} {when(p.decided_at, ctx.tz)}" if p.decided_at else "")
+            + (f" — {change_text(p.changes, ctx.tz)}" if p.changes else "")
             + (f" — rationale: {p.rationale}" if p.rationale else "")
             for p in history.proposals
         ),
@@ -284,7 +288,7 @@ async def proposal_withdraw(ctx: Context, proposal: ProposalRef) -> Reply:
     proposed = await ctx.workflow.measures.withdraw(ctx.actor, ctx.event_id, proposal)
     decision = Decision(proposed, ProposalState.WITHDRAWN, ctx.actor, ctx.now, None)
     return Reply(
-        f"Withdrawn {proposed.proposal.ref}: {what(proposed)}",
+        f"Withdrawn {proposed.proposal.ref}: {what(proposed, ctx.tz)}",
         Severity.SUCCESS,
         also=tuple(a for a in decision_announcements(decision, ctx.tz) if a.replaces),
     )
@@ -296,10 +300,10 @@ async def approvals(ctx: Context) -> Reply:
     if not pending:
         return Reply("No proposal is waiting for a decision.")
     return Reply(
-        f"{len(pending)} proposals waiting",
+        f"{count(len(pending), 'proposal')} waiting",
         lines=tuple(
             f"{p.proposal.ref} · {age(p.proposal.created_at, ctx.now)} old · {p.dossier.ref} · "
-            f"{what(p)}" + (" · URGENT" if p.proposal.urgent else "")
+            f"{what(p, ctx.tz)}" + (" · URGENT" if p.proposal.urgent else "")
             for p in pending
         ),
         # Each proposal's ID leads to its prompt, where the approvers vote.

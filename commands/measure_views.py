@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from commands.early_warning_views import warning_decided
-from commands.formatting import age, when
+from commands.formatting import age, count, when
 from commands.replies import (
     DETAILS_WITHHELD,
     Announcement,
@@ -24,7 +24,15 @@ from config import Occasion
 from workflow.access import Data
 from workflow.approvals import Decision, Feedback, ReactionResult, order_ref, prompt_ref
 from workflow.measures import Ordered, Proposed
-from workflow.model import Choice, Dossier, Measure, MeasureState, ProposalAction, ProposalState
+from workflow.model import (
+    Choice,
+    Dossier,
+    Measure,
+    MeasureState,
+    ProposalAction,
+    ProposalState,
+    field_name,
+)
 from workflow.role_model import RequestDecision
 from workflow.schedule import Ending, Nudge
 
@@ -42,15 +50,37 @@ def measure_period(measure: Measure, tz: ZoneInfo) -> str:
     return f"{when(measure.starts_at, tz)} → {when(measure.ends_at, tz)}"
 
 
-def what(proposed: Proposed) -> str:
+def state_word(measure: Measure, at: datetime, tz: ZoneInfo) -> str:
+    """A measure's state as people read it at `at`: the stored state word (`active` for a
+    measure in force), except that an approved measure whose start is still to come reads
+    "approved, starts <when>" (a provisional one "provisional, starts <when>"), since it
+    protects nobody yet. Every listing of measures shows this, never the bare state."""
+    if measure.scheduled_at(at):
+        word = "approved" if measure.state is MeasureState.ACTIVE else str(measure.state)
+        return f"{word}, starts {when(measure.starts_at, tz)}"
+    return str(measure.state)
+
+
+def change_text(changes: dict[str, str], tz: ZoneInfo) -> str:
+    """A change proposal's new values as people read them: "end Tue 08 Dec 2026 12:00". The
+    proposal keeps them as ISO instants (machine data); they are never shown so."""
+    shown = []
+    for key, value in changes.items():
+        if key.endswith("_at"):
+            value = when(datetime.fromisoformat(value), tz)
+        shown.append(f"{field_name(key)} {value}")
+    return ", ".join(shown)
+
+
+def what(proposed: Proposed, tz: ZoneInfo) -> str:
     p, m = proposed.proposal, proposed.measure
     if p.action is ProposalAction.CREATE:
         return f"new {m.ref}: {m.type} — {m.type.description}"
     change = {
-        ProposalAction.EXTEND: f"extend {m.ref} to end {p.changes.get('ends_at', '')[:16]}",
+        ProposalAction.EXTEND: f"extend {m.ref} to {change_text(p.changes, tz)}",
         ProposalAction.LIMIT: f"limit {m.ref}: {p.changes.get('limit', '')}",
         ProposalAction.MAINTAIN: f"maintain {m.ref}"
-        + (f", next review {p.changes['review_at'][:16]}" if "review_at" in p.changes else ""),
+        + (f", next {change_text(p.changes, tz)}" if "review_at" in p.changes else ""),
         ProposalAction.END: f"end {m.ref}",
     }
     return f"{change[p.action]} ({m.type})"
@@ -62,7 +92,7 @@ def _fields(proposed: Proposed, now: datetime, tz: ZoneInfo) -> tuple[tuple[str,
         ("Dossier", f"{d.ref} — {d.title} ({d.kind}/{d.category})"),
         ("For", person.label if (person := d.person(m.person_id)) else "the dossier as a whole"),
         ("Threat level", threat(proposed, now)),
-        ("Measure", what(proposed)),
+        ("Measure", what(proposed, tz)),
         ("Period", measure_period(m, tz)),
         ("Executor", m.executor or "police"),
         ("Proposed by", f"{p.proposer}, {when(p.created_at, tz)}"),
@@ -75,7 +105,7 @@ def _fields(proposed: Proposed, now: datetime, tz: ZoneInfo) -> tuple[tuple[str,
 
 def prompt(proposed: Proposed, now: datetime, tz: ZoneInfo) -> Announcement:
     p = proposed.proposal
-    title = f"Approval needed: {p.ref} — {what(proposed)}"
+    title = f"Approval needed: {p.ref} — {what(proposed, tz)}"
     severity = Severity.WARNING if p.urgent else Severity.INFO
     vote = (
         f"Tap {APPROVE} to approve or {REJECT} to reject; "
@@ -166,9 +196,12 @@ def proposed_reply(proposed: Proposed, now: datetime, tz: ZoneInfo) -> Reply:
     if p.urgent and p.action is ProposalAction.CREATE:
         also.append(order(m, proposed.dossier, tz, provisional=True))
     return Reply(
-        f"Proposed {p.ref}: {what(proposed)}",
+        f"Proposed {p.ref}: {what(proposed, tz)}",
         Severity.SUCCESS,
-        fields=(("State", str(m.state)), ("Approval", "prompt posted in the approvals room")),
+        fields=(
+            ("State", state_word(m, now, tz)),
+            ("Approval", "prompt posted in the approvals room"),
+        ),
         also=tuple(also),
     )
 
@@ -187,17 +220,18 @@ def decision_announcements(decision: Decision, tz: ZoneInfo) -> tuple[Announceme
     if decision.rationale:
         decided.append(("Rationale", decision.rationale))
     decided_brief = (("Decided", f"{word} by {decision.by}, {when(decision.at, tz)}"),)
+    now_word = state_word(m, decision.at, tz)
     edited = Announcement(
         RoomKey.APPROVALS,
         Reply(
-            f"{word}: {p.ref} — {what(proposed)}",
+            f"{word}: {p.ref} — {what(proposed, tz)}",
             severity,
             fields=(*decided, *_fields(proposed, decision.at, tz)),
             carries=Data.DOSSIER,
         ),
         replaces=prompt_ref(p),
         brief=Reply(
-            f"{word}: {p.ref} — {what(proposed)}",
+            f"{word}: {p.ref} — {what(proposed, tz)}",
             severity,
             fields=(*decided_brief, *_brief_fields(proposed)),
             lines=(DETAILS_WITHHELD,),
@@ -205,16 +239,16 @@ def decision_announcements(decision: Decision, tz: ZoneInfo) -> tuple[Announceme
     )
     to_prompt = (Link(p.ref, prompt_ref(p)),)
     notice = Reply(
-        f"{p.ref} {outcome}: {what(proposed)}",
+        f"{p.ref} {outcome}: {what(proposed, tz)}",
         severity,
-        fields=(("Dossier", f"{d.ref} — {d.title}"), *decided, ("Measure is now", str(m.state))),
+        fields=(("Dossier", f"{d.ref} — {d.title}"), *decided, ("Measure is now", now_word)),
         carries=Data.DOSSIER,
         links=to_prompt,
     )
     notice_brief = Reply(
-        f"{p.ref} {outcome}: {what(proposed)}",
+        f"{p.ref} {outcome}: {what(proposed, tz)}",
         severity,
-        fields=(("Dossier", d.ref), *decided_brief, ("Measure is now", str(m.state))),
+        fields=(("Dossier", d.ref), *decided_brief, ("Measure is now", now_word)),
         lines=(DETAILS_WITHHELD,),
         links=to_prompt,
     )
@@ -234,7 +268,7 @@ def decision_announcements(decision: Decision, tz: ZoneInfo) -> tuple[Announceme
         else:
             out.append(order(m, d, tz, provisional=False))
     elif outcome is ProposalState.APPROVED:
-        title = f"CHANGE ORDER {m.ref}: {what(proposed)}"
+        title = f"CHANGE ORDER {m.ref}: {what(proposed, tz)}"
         out.append(
             Announcement(
                 RoomKey.OPERATIONS,
@@ -271,7 +305,7 @@ def decision_announcements(decision: Decision, tz: ZoneInfo) -> tuple[Announceme
 
 def nudge(step: Nudge, tz: ZoneInfo) -> Announcement:
     p = step.proposed.proposal
-    title = f"Reminder: {p.ref} has waited {step.waited_hours} h — {what(step.proposed)}"
+    title = f"Reminder: {p.ref} has waited {step.waited_hours} h — {what(step.proposed, tz)}"
     tap = f"Tap {APPROVE} or {REJECT} on the prompt above."
     to_prompt = (Link(p.ref, prompt_ref(p)),)
     return Announcement(
@@ -301,7 +335,7 @@ def ending(step: Ending, tz: ZoneInfo, now: datetime) -> tuple[Announcement, ...
         left = (m.ends_at - now) if m.ends_at else None
         # Rounded, not truncated: a warning due 3 days ahead runs a few seconds later and
         # must still say "3 days", not "2 days".
-        days = f"{max(round(left / timedelta(days=1)), 0)} days" if left else "soon"
+        days = count(max(round(left / timedelta(days=1)), 0), "day") if left else "soon"
         return (
             Announcement(
                 RoomKey.COORDINATION,

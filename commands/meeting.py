@@ -10,10 +10,10 @@ from commands.agenda_views import agenda_reply, occurrence_line
 from commands.arguments import Opt, Rest
 from commands.calendar_view import NO_MEETINGS, calendar
 from commands.context import Context
-from commands.dates import parse_when
+from commands.dates import parse_time
 from commands.declaration import command
 from commands.errors import ArgumentError
-from commands.formatting import when
+from commands.formatting import count, when
 from commands.recurrence import describe
 from commands.replies import Attachment, Reply, Severity
 from config import Role
@@ -44,7 +44,7 @@ async def meeting_list(ctx: Context) -> Reply:
             f"{spec.name}: {describe(spec.rrule)} | room {spec.room} | {spec.agenda} agenda | "
             f"reminders {remind} before | next {following}"
         )
-    return Reply(f"{len(specs)} meeting(s)", lines=tuple(lines))
+    return Reply(count(len(specs), "meeting"), lines=tuple(lines))
 
 
 @command(
@@ -90,7 +90,7 @@ async def meeting_move(
     word, _, rest = to.strip().partition(" ")
     if word.lower() != "to" or not rest.strip():
         raise ArgumentError("say where to: !meeting move <name> <date> to <when>")
-    target = parse_when(rest.strip(), ctx)
+    target = parse_time(rest.strip(), ctx)
     day = date.astimezone(ctx.tz).date()
     moved = await ctx.workflow.meetings.move(ctx.actor, ctx.event_id, name, day, target, reason)
     return Reply(

@@ -9,6 +9,7 @@ from __future__ import annotations
 from commands.arguments import UserId
 from commands.context import Context
 from commands.declaration import command
+from commands.formatting import count
 from commands.replies import Reply, Severity
 from commands.role_views import changed, requested
 from config import Role
@@ -57,4 +58,5 @@ async def role_list(ctx: Context) -> Reply:
         f"{r.ref} waiting: {r.role} for {r.user_id}, asked by {r.requested_by}"
         for r in await ctx.workflow.roles.pending()
     ]
-    return Reply(f"{len(holders)} users hold a role", lines=tuple(lines))
+    verb = "holds" if len(holders) == 1 else "hold"
+    return Reply(f"{count(len(holders), 'user')} {verb} a role", lines=tuple(lines))

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from commands.arguments import Opt, Rest, register_type
+from commands.arguments import End, Opt, Rest, register_type
 from commands.context import Context
 from commands.declaration import command
 from commands.dossier import DossierRef, reader
@@ -51,7 +49,7 @@ async def threat_log(
     level: Opt[ThreatLevel],
     source: Opt[Source],
     summary: Rest[str],
-    review: Opt[datetime | None] = None,
+    review: Opt[End | None] = None,
     ref: Opt[str | None] = None,
     person: Opt[PersonPick | None] = None,
 ) -> Reply:

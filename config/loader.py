@@ -21,7 +21,9 @@ class ConfigError(Exception):
         super().__init__(f"{path}: " + "; ".join(problems))
 
     def report(self) -> str:
-        lines = [f"{self.path}: invalid configuration ({len(self.problems)} problem(s))"]
+        count = len(self.problems)
+        noun = "problem" if count == 1 else "problems"
+        lines = [f"{self.path}: invalid configuration ({count} {noun})"]
         lines += [f"  - {p}" for p in self.problems]
         return "\n".join(lines)
 
@@ -36,6 +38,9 @@ def _describe(error: dict[str, Any]) -> str:
         return f"{key}: unknown key"
     if kind == "missing":
         return f"{key}: required key is missing"
+    if kind == "string_pattern_mismatch":
+        # pydantic's message is the regular expression itself; settings.py words its own.
+        return f"{key}: does not have the expected form"
     message = str(error["msg"]).removeprefix("Value error, ")
     secret = any(str(part) in SECRET_KEYS for part in error["loc"])
     if kind in ("enum", "literal_error", "string_type", "int_parsing", "bool_parsing"):

@@ -70,6 +70,19 @@ def _timezone(value: str) -> str:
     return value
 
 
+def _shaped(pattern: str, looks_like: str) -> AfterValidator:
+    """A text of a given form, refused in words an operator can act on ("must look like
+    https://matrix.example.org"): `Field(pattern=…)` would show them the regular expression."""
+    compiled = re.compile(pattern)
+
+    def check(value: str | None) -> str | None:
+        if value is not None and not compiled.match(value):
+            raise ValueError(f"{value!r} must look like {looks_like}")
+        return value
+
+    return AfterValidator(check)
+
+
 UserId = Annotated[str, AfterValidator(_user_id)]
 RoomRef = Annotated[str, AfterValidator(_room)]
 ServerName = Annotated[str, AfterValidator(_server)]
@@ -80,12 +93,14 @@ class Section(BaseModel):
 
 
 class MatrixSettings(Section):
-    homeserver: str = Field(pattern=r"^https?://\S+$")
+    homeserver: Annotated[str, _shaped(r"^https?://\S+$", "https://matrix.example.org")]
     user_id: UserId
     password: SecretStr | None = None
     # validate_default: the secret check below must also run when the key is absent.
     access_token: SecretStr | None = Field(default=None, validate_default=True)
-    device_id: str = Field(default="AEGIS", pattern=r"^[A-Za-z0-9_\-]{1,64}$")
+    device_id: Annotated[
+        str, _shaped(r"^[A-Za-z0-9_\-]{1,64}$", "AEGIS (1 to 64 letters, digits, _ or -)")
+    ] = "AEGIS"
     device_name: str = "Aegis"
     store_path: Path = Path("data/store")
 
@@ -107,10 +122,13 @@ class MatrixSettings(Section):
 
 
 class DatabaseSettings(Section):
-    url: str = Field(
-        default="sqlite+aiosqlite:///data/aegis.db",
-        pattern=r"^(sqlite\+aiosqlite|postgresql\+asyncpg)://",
-    )
+    url: Annotated[
+        str,
+        _shaped(
+            r"^(sqlite\+aiosqlite|postgresql\+asyncpg)://",
+            "sqlite+aiosqlite:///data/aegis.db or postgresql+asyncpg://user@host/aegis",
+        ),
+    ] = "sqlite+aiosqlite:///data/aegis.db"
 
 
 class BotSettings(Section):
@@ -224,8 +242,13 @@ MeetingName = Annotated[str, AfterValidator(_meeting_name)]
 
 
 class HttpSettings(Section):
-    listen: str = Field(default="127.0.0.1:8080", pattern=r"^[A-Za-z0-9.\-:\[\]]+:\d{1,5}$")
-    public_url: str | None = Field(default=None, pattern=r"^https?://[^\s?#]+$")
+    listen: Annotated[
+        str, _shaped(r"^[A-Za-z0-9.\-:\[\]]+:\d{1,5}$", "127.0.0.1:8080 (address:port)")
+    ] = "127.0.0.1:8080"
+    public_url: Annotated[
+        str | None,
+        _shaped(r"^https?://[^\s?#]+$", "https://aegis.example.org (no ? or # part)"),
+    ] = None
     # The calendar feed is served only with a token; partners use their own tokens.
     token: SecretStr | None = None
     session_key: SecretStr | None = None
@@ -298,7 +321,9 @@ class AccessSettings(Section):
 
 
 class LoggingSettings(Section):
-    level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+    level: Annotated[
+        str, _shaped(r"^(DEBUG|INFO|WARNING|ERROR)$", "one of DEBUG, INFO, WARNING, ERROR")
+    ] = "INFO"
     json_format: bool = Field(default=False, alias="json")
 
 

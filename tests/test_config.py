@@ -186,7 +186,7 @@ def test_check_config_reports_every_problem_in_one_run(tmp_path: Path) -> None:
     assert result.returncode == EXIT_BAD_CONFIG
     lines = result.stderr.splitlines()
     assert str(path) in lines[0]
-    assert f"({len(EXPECTED_PROBLEMS)} problem(s))" in lines[0], result.stderr
+    assert f"({len(EXPECTED_PROBLEMS)} problems)" in lines[0], result.stderr
     for key, fragments in EXPECTED_PROBLEMS:
         matching = [line for line in lines if line.lstrip(" -").startswith(key)]
         assert len(matching) == 1, f"{key} not reported once in:\n{result.stderr}"
@@ -200,13 +200,39 @@ def test_missing_secret_alone_is_reported_and_the_environment_can_supply_it(
     path = write_yaml(tmp_path / "no-secret.yaml", minimal_config())
     result = aegis("check-config", "-c", str(path))
     assert result.returncode == EXIT_BAD_CONFIG
-    assert "(1 problem(s))" in result.stderr
+    assert "(1 problem)" in result.stderr
     assert "missing secret" in result.stderr
 
     with_env = aegis(
         "check-config", "-c", str(path), env=_clean_env(AEGIS_MATRIX__ACCESS_TOKEN="syt_x")
     )
     assert with_env.returncode == 0, with_env.stderr
+
+
+def test_a_value_of_the_wrong_form_is_described_never_shown_as_a_regular_expression(
+    tmp_path: Path,
+) -> None:
+    config = minimal_config(homeserver="matrix.example.org", device_id="my device", password="x")
+    config |= {
+        "database": {"url": "mysql://db"},
+        "http": {"listen": "everywhere", "public_url": "https://aegis.example.org/?x=1"},
+        "logging": {"level": "LOUD"},
+    }
+    result = aegis("check-config", "-c", str(write_yaml(tmp_path / "forms.yaml", config)))
+    assert result.returncode == EXIT_BAD_CONFIG
+    expected = {
+        "matrix.homeserver": "'matrix.example.org' must look like https://matrix.example.org",
+        "matrix.device_id": "'my device' must look like AEGIS (1 to 64 letters",
+        "database.url": "'mysql://db' must look like sqlite+aiosqlite:///",
+        "http.listen": "'everywhere' must look like 127.0.0.1:8080",
+        "http.public_url": "'https://aegis.example.org/?x=1' must look like https://aegis.",
+        "logging.level": "'LOUD' must look like one of DEBUG, INFO, WARNING, ERROR",
+    }
+    assert f"({len(expected)} problems)" in result.stderr, result.stderr
+    for key, reason in expected.items():
+        assert f"{key}: {reason}" in result.stderr, result.stderr
+    for regex_mark in ("^", "$", "\\", "[A-Z", "pattern"):
+        assert regex_mark not in result.stderr, result.stderr
 
 
 def test_an_invalid_password_is_not_also_reported_as_missing(tmp_path: Path) -> None:

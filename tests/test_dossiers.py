@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import datetime
 
 import pytest
 from sqlalchemy import text
@@ -14,7 +15,7 @@ from commands.replies import Notify
 from config import Occasion, Role
 from storage import dossiers
 from storage.db import Database
-from tests.support.chat import Chat, text_of
+from tests.support.chat import BRUSSELS, Chat, text_of
 
 LIAISON = "@lia:aegis.test"
 ANALYST = "@ana:aegis.test"
@@ -182,7 +183,9 @@ async def test_list_filters_and_pages(chat: Chat) -> None:
     serious = await chat.say(READER, "!dossier list level>=3")
     assert [line.split(" ")[0] for line in serious.lines] == [refs[3]]
     bad = await chat.say(READER, "!dossier list level>=7")
-    assert bad.severity is Severity.ERROR and "level>" in bad.title
+    assert bad.severity is Severity.ERROR and bad.title.startswith("level>=: must be 1, 2, 3")
+    typo = await chat.say(READER, "!dossier list level>=high")
+    assert typo.title == "level>=: 'high' is not a whole number"
 
 
 async def test_find_searches_titles_references_and_notes(chat: Chat) -> None:
@@ -208,6 +211,17 @@ async def test_timeline_has_every_step_with_who(chat: Chat) -> None:
     kinds = [line.split(" · ")[2].split(":")[0] for line in timeline]
     assert kinds == ["opened", "assessment", "note", "edited", "closed", "reopened"]
     assert ANALYST in timeline[1] and LIAISON in timeline[2]
+
+
+async def test_an_edit_on_the_timeline_names_fields_as_people_do_in_local_time(chat: Chat) -> None:
+    ref = await open_dossier(chat)
+    edited = await chat.say(LIAISON, f'!dossier edit {ref} start=2026-12-08 end="8 december" ref=X')
+    assert dict(edited.fields)["Period"] == ("Tue 08 Dec 2026 00:00 → Tue 08 Dec 2026 end of day")
+    timeline = (await chat.say(READER, f"!dossier timeline {ref}")).lines
+    assert timeline[-1].endswith(
+        "edited: start = Tue 08 Dec 2026 00:00; end = Tue 08 Dec 2026 end of day; reference = X"
+    )
+    assert "starts_at" not in timeline[-1] and "2026-12-0" not in timeline[-1]
 
 
 async def test_roles_gate_actions_and_grants_apply_at_once(chat: Chat, database: Database) -> None:
@@ -263,6 +277,10 @@ async def test_export_files_carry_the_record_and_audit(chat: Chat) -> None:
     record = json.loads(as_json.attachments[0].data)
     assert record["dossier"]["id"] == ref and record["assessments"][0]["level"] == 3
     assert {a["action"] for a in record["audit"]} >= {"dossier.opened", "threat.log"}
+    # Machine ISO, but local: the clock time people saw in chat, with Brussels' offset.
+    opened = record["dossier"]["opened_at"]
+    assert opened == datetime.fromisoformat(opened).astimezone(BRUSSELS).isoformat()
+    assert opened.endswith(("+01:00", "+02:00"))
 
 
 async def test_reply_to_a_refused_command_without_role_is_audited(

@@ -139,8 +139,7 @@ async def test_find_ignores_accents_and_ids_and_groups_read_as_people_type_them(
         event_id = await alice.say(room, "!dossier find ISRAEL")
         found = content(await alice.reply_to(room, event_id, timeout=60))
         assert (
-            f"{ref.group()} · Family visit · open · matched: person Israël Cohen"
-            in (found["body"])
+            f"{ref.group()} · Family visit · open · matched: person Israël Cohen" in (found["body"])
         )
         assert "Israël Cohen" in found["formatted_body"]
         short = f"d-{ref.group(1)}-{int(ref.group(2))}"

@@ -133,7 +133,7 @@ async def test_three_partners_same_plate_correlate_and_the_third_raises_a_patter
         assert expected in post
     alert = posts[1].reply
     assert alert.severity is Severity.WARNING and "PATTERN ALERT: 3" in alert.title
-    assert "3 partner(s)" in alert.title and len(alert.lines) == 3
+    assert "3 partners" in alert.title and len(alert.lines) == 3
     assert [p.room for p in report_posted(first, 3, BRUSSELS)] == [RoomKey.EARLY_WARNING]
 
 
@@ -236,6 +236,8 @@ async def test_triage_assess_link_close_and_the_partner_sees_its_status(
     ).title == f"EW-1 linked to {dossier}"
     timeline = text_of(await chat.say(LIAISON, f"!dossier timeline {dossier}"))
     assert "early-warning: EW-1 from Elia (energy)" in timeline and "1-ABC-123" in timeline
+    # When it was seen, as every time people read: local and human.
+    assert "plate 1-ABC-123, Wed 25 Nov 2026 10:00: grey car" in timeline, timeline
     shown = text_of(await chat.say(ANALYST, "!ew show EW-1"))
     assert "Status: suspicious" in shown and f"Dossier: {dossier}" in shown
     assert "seen at two other sites" in shown
@@ -308,7 +310,7 @@ async def test_a_sector_warning_needs_an_approver_who_did_not_draft_it(
 
     deliveries = text_of(await chat.say(ANALYST, "!ew deliveries W-1"))
     assert "W-1 to energy: 0 of 2 received" in deliveries
-    assert "Elia (energy): NOT received yet: webhook tried 0 time(s)" in deliveries
+    assert "Elia (energy): NOT received yet: webhook tried 0 times" in deliveries
     assert "Fluxys (energy): NOT received yet: no webhook, not fetched" in deliveries
     async with chat.workflow() as wf:
         fetched = await wf.early_warning.warnings_for(fluxys.partner)

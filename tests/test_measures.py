@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import text
 
 from commands import Reply, RoomKey, Severity
+from commands.measure_views import decision_announcements
 from commands.replies import Notify
 from config import Occasion, Role
 from storage.db import Database
@@ -248,10 +249,99 @@ async def test_lifecycle_changes_apply_only_once_approved(chat: Chat) -> None:
     after = await decide('!measure maintain M-1 review="in 30 days" unchanged threat', "P-4")
     assert after["Review"] != "—"
     await chat.say(LIAISON, "!measure end M-1 visit over")
-    assert "pending proposal" in (await chat.say(LIAISON, "!measure end M-1 again")).title
+    twice = (await chat.say(LIAISON, "!measure end M-1 again")).title
+    assert twice.startswith(f"M-1 already has P-5 (end, by {LIAISON}) pending")
+    assert twice.endswith("(!proposal withdraw P-5)")
     await chat.posted("prompt:P-5", "$prompt-P-5")
     await chat.react(MINA, "$prompt-P-5")
     assert await state_of(chat, "M-1") == "ended"
+
+
+async def test_an_approved_measure_that_starts_later_reads_so_everywhere(chat: Chat) -> None:
+    ref = await dossier(chat)  # now: Wed 25 Nov 2026 10:00 in Brussels
+    await propose(chat, ref, extra='start="8 december" end="2026-12-20 18:00"')
+    decided = await chat.react(MINA, "$prompt-P-1")
+    assert decided.decision is not None
+    starts = "approved, starts Tue 08 Dec 2026 00:00"
+    _, notice, *_ = decision_announcements(decided.decision, BRUSSELS)
+    assert dict(notice.reply.fields)["Measure is now"] == starts
+    assert await state_of(chat, "M-1") == starts
+    listed = await chat.say(POLICE, "!measure list")
+    assert listed.title == "1 measure"
+    assert listed.lines == (
+        f"M-1 · {ref} · close-protection · {starts} · "
+        "Tue 08 Dec 2026 00:00 → Sun 20 Dec 2026 18:00 · not acknowledged",
+    )
+    monthly = text_of(await chat.say(POLICE, "!agenda monthly"))
+    assert "Ambassades review — November 2026, 0 measures in force" in monthly
+    assert "Approved, not started yet (1)" in monthly and starts in monthly
+    daily = text_of(await chat.say(POLICE, "!agenda daily"))
+    assert f"M-1 close-protection for {ref} Visit of the President: {starts}" in daily
+    chat.advance(days=13)  # Tue 08 Dec 2026 10:00: in force
+    assert await state_of(chat, "M-1") == "active"
+    monthly = text_of(await chat.say(POLICE, "!agenda monthly"))
+    assert "Ambassades review — December 2026, 1 measure in force" in monthly
+    assert "M-1 close-protection [active]" in monthly and "not started" not in monthly
+
+
+async def test_a_change_reads_in_local_time_never_as_an_iso_instant(chat: Chat) -> None:
+    ref = await dossier(chat)
+    await propose(chat, ref, extra='end="2026-12-08 11:00"')
+    await chat.react(MINA, "$prompt-P-1")
+    reply = await chat.say(LIAISON, '!measure extend M-1 end="2026-12-20 12:00" longer visit')
+    extend = "extend M-1 to end Sun 20 Dec 2026 12:00 (close-protection)"
+    assert reply.title == f"Proposed P-2: {extend}"
+    [prompt] = reply.also
+    assert prompt.reply.title == f"Approval needed: P-2 — {extend}"
+    waiting = await chat.say(MINA, "!approvals")
+    assert waiting.title == "1 proposal waiting" and extend in waiting.lines[0]
+    await chat.posted("prompt:P-2", "$prompt-P-2")
+    await chat.react(MINA, "$prompt-P-2")
+    reply = await chat.say(LIAISON, '!measure maintain M-1 review="31 december" unchanged')
+    assert reply.title == (
+        "Proposed P-3: maintain M-1, next review Thu 31 Dec 2026 end of day (close-protection)"
+    )
+    shown = await chat.say(POLICE, "!measure show M-1")
+    assert shown.lines[1].startswith(f"P-2 extend by {LIAISON}")
+    assert shown.lines[1].endswith(" — end Sun 20 Dec 2026 12:00")
+    assert shown.lines[2].startswith(f"P-3 maintain by {LIAISON}")
+    assert shown.lines[2].endswith("— pending — review Thu 31 Dec 2026 end of day")
+    for text_shown in (text_of(reply), text_of(prompt.reply), text_of(shown)):
+        assert "2026-12-" not in text_shown and "T1" not in text_shown
+
+
+async def test_a_dossier_with_measures_open_cannot_be_closed_and_says_how_to_settle_each(
+    chat: Chat,
+) -> None:
+    ref = await dossier(chat)
+    await propose(chat, ref)  # M-1, approved below: active
+    await chat.react(MINA, "$prompt-P-1")
+    await propose(chat, ref, extra="start=2026-12-08")  # M-2, approved below: starts later
+    await chat.react(MINA, "$prompt-P-2")
+    await propose(chat, ref)  # M-3: proposed
+    await chat.say(LIAISON, "!measure end M-1 visit over")  # P-4: pending
+    refused = await chat.say(LIAISON, f"!dossier close {ref} visit over")
+    assert refused.severity is Severity.ERROR
+    assert refused.title == (
+        f"{ref} cannot be closed while measures are in force or pending; settle each:"
+    )
+    assert refused.lines == (
+        "M-1 close-protection (active): P-4 (end) is pending; it is decided by the approvers, "
+        f"or withdrawn by {LIAISON} with !proposal withdraw P-4",
+        "M-2 close-protection (approved, starts Tue 08 Dec 2026 00:00): "
+        "end it with !measure end M-2 <reason>",
+        "M-3 close-protection (proposed): P-3 (create) is pending; it is decided by the "
+        f"approvers, or withdrawn by {LIAISON} with !proposal withdraw P-3",
+    )
+    assert "closed" not in dict((await chat.say(POLICE, f"!dossier show {ref}")).fields)["Status"]
+    await chat.posted("prompt:P-4", "$prompt-P-4")
+    await chat.react(MINA, "$prompt-P-4")
+    await chat.say(LIAISON, "!proposal withdraw P-3")
+    await chat.say(LIAISON, "!measure end M-2 not needed")
+    await chat.posted("prompt:P-5", "$prompt-P-5")
+    await chat.react(MINA, "$prompt-P-5")
+    closed = await chat.say(LIAISON, f"!dossier close {ref} visit over")
+    assert closed.severity is Severity.SUCCESS, text_of(closed)
 
 
 async def test_twenty_racing_approvals_make_one_decision(database: Database) -> None:
@@ -476,7 +566,8 @@ async def test_nudges_once_per_interval_then_expiry(chat: Chat, database: Databa
 async def test_end_warning_comes_before_the_end_and_each_happens_once(
     chat: Chat, database: Database
 ) -> None:
-    await propose(chat, await dossier(chat), extra='end="in 10 days"')
+    # Hours keep the clock time ("in 10 days" would be the end of that day).
+    await propose(chat, await dossier(chat), extra='end="in 240 hours"')
     await chat.react(MINA, "$prompt-P-1")
     chat.advance(days=6)
     assert await chat.tick() == []

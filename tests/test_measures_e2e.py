@@ -11,6 +11,7 @@ import asyncio
 import json
 import re
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
@@ -23,10 +24,12 @@ from bot.scheduler import Scheduler
 from storage.db import Database
 from tests.conftest import UserFactory
 from tests.support.bot_runner import BotProcess, FakeClock, InProcessBot
+from tests.support.chat import BRUSSELS
 from tests.support.matrix_user import MatrixUser, content
 from tests.support.world import World
 
 WAIT = 60.0
+ISO_INSTANT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
 
 
 # ---------------------------------------------------------------------------- the cast
@@ -680,6 +683,7 @@ async def test_lifecycle_changes_apply_only_once_approved(
     minister = await cast(world, user_factory, "minister", ["approver"], rooms=("approvals",))
     bot = await start_bot(world, world.setup.write_config())
     approvals = world.setup.rooms["approvals"]
+    outcomes: dict[str, str] = {}
 
     async def approve(command: str) -> tuple[str, str]:
         proposal, measure = await propose(world.alice, world.coordination, command)
@@ -687,8 +691,13 @@ async def test_lifecycle_changes_apply_only_once_approved(
         prompt = await prompt_of(world, minister, proposal)
         assert await show(world, measure) == before  # nothing changes while pending
         await minister.react(approvals, prompt.event_id, "✅")
-        assert "APPROVED" in await decided(world, minister, prompt)
+        outcomes[proposal] = await decided(world, minister, prompt)
+        assert "APPROVED" in outcomes[proposal]
         return proposal, before
+
+    def day_in(days: int) -> str:
+        """The local date `days` from now, as replies write it."""
+        return f"{datetime.now(BRUSSELS) + timedelta(days=days):%a %d %b %Y}"
 
     try:
         dossier = await open_dossier(world)
@@ -702,6 +711,8 @@ async def test_lifecycle_changes_apply_only_once_approved(
         await decided(world, minister, prompt0)
         start = await show(world, measure)
         assert field(start, "State") == "active"
+        # "in 10 days" names a day: the measure lasts to the end of it, in local time.
+        assert field(start, "Period").endswith(f"→ {day_in(10)} end of day"), start
 
         p_ext, before = await approve(
             f'!measure extend {measure} end="in 20 days" the visit is prolonged'
@@ -709,6 +720,12 @@ async def test_lifecycle_changes_apply_only_once_approved(
         assert field(before, "Period") == field(start, "Period")
         extended = await show(world, measure)
         assert field(extended, "Period") != field(before, "Period")
+        assert field(extended, "Period").endswith(f"→ {day_in(20)} end of day"), extended
+        # The change reads as the period does: local and human, never an ISO instant.
+        assert f"extend {measure} to end {day_in(20)} end of day" in outcomes[p_ext]
+        assert f"— end {day_in(20)} end of day" in extended, extended
+        for shown in (outcomes[p_ext], extended):
+            assert not ISO_INSTANT.search(shown), shown
 
         p_lim, before = await approve(f'!measure limit {measure} "daytime only" threat lower')
         assert "limited" not in field(before, "Details")
@@ -724,6 +741,15 @@ async def test_lifecycle_changes_apply_only_once_approved(
         p_end, before = await approve(f"!measure end {measure} the visit is over")
         assert field(before, "State") == "active"
         assert field(await show(world, measure), "State") == "ended"
+
+        # Approved to start later: not in force yet, and never shown as active.
+        p_later, _ = await approve(f'!measure propose {dossier} patrol start="in 3 days" x')
+        later = re.search(r"new (M-\d+)", outcomes[p_later])
+        assert later, outcomes[p_later]
+        starts = f"approved, starts {day_in(3)} 00:00"
+        assert field(await show(world, later.group(1)), "State") == starts
+        listed = await ask(world.admin, approvals, f"!measure list {dossier}")
+        assert f"{later.group(1)} · {dossier} · patrol · {starts} · " in listed, listed
 
         refused = await ask(
             world.alice, world.coordination, f'!measure extend {measure} end="in 30 days" x'

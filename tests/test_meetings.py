@@ -164,7 +164,10 @@ async def test_a_reminder_missed_while_down_is_posted_late_before_the_meeting(
     [late] = await run_meetings(chat)
     assert isinstance(late, Reminder) and late.late and late.due.label == "1h"
     [announcement, *_] = meeting_announcements(late, BRUSSELS)
-    assert announcement.reply.title.startswith("LATE — Reminder: weekly meeting")
+    assert announcement.reply.title == (
+        "LATE — Reminder: weekly meeting Mon 30 Nov 2026 10:00 "
+        "(was due Mon 30 Nov 2026 09:00, posted late)"
+    )
     assert announcement.reply.severity is Severity.WARNING
     assert "Posted late: it was due Mon 30 Nov 2026 09:00" in text_of(announcement.reply)
     assert await run_meetings(chat) == []
@@ -386,7 +389,8 @@ async def test_daily_digest(database: Database) -> None:
     assert body.startswith("Daily digest — Thu 26 Nov 2026 13:00")
     assert f"{ref} [opened] event dossier opened: Summit" in changes and old not in changes
     ending = f"M-1 patrol for {ref} Summit: end Fri 27 Nov 2026 18:00"
-    assert ending in due and f"{ref} Summit: assessment review Fri 27 Nov 2026 11:00" in due
+    # review=tomorrow: a date without a time, so a deadline at the end of that day.
+    assert ending in due and f"{ref} Summit: assessment review Fri 27 Nov 2026 end of day" in due
     assert "P-2: new M-2: checks" in pending and "P-1" not in pending
     assert ending in orders and "M-2" not in orders
     await chat.say(POLICE, "!measure ack M-1")

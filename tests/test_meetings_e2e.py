@@ -205,7 +205,10 @@ async def test_restart_posts_a_missed_reminder_once_marked_late_or_not_after_the
         await tick(bot)
         [late] = reminders()
         assert body(late).removeprefix("⚠️ ").startswith("LATE — Reminder: weekly meeting")
-        assert "(in 1d)" in body(late) and "Posted late" in body(late)
+        # Late, it says when it was due, never "(in 1d)", which is no longer true.
+        was_due = f"{meeting - timedelta(days=1):%a %d %b %Y %H:%M}"
+        assert f"(was due {was_due}, posted late)" in body(late), body(late)
+        assert "(in 1d)" not in body(late) and "Posted late" in body(late)
     finally:
         await bot.stop()
     # Down from before the 1h reminder until after the start: neither posted.
@@ -273,7 +276,9 @@ async def test_sigkill_before_a_reminder_posts_it_once_late_or_not_after_the_sta
             room, lambda e: e.sender == world.setup.user_id and "alpha meeting" in body(e), WAIT
         )
         assert body(late).removeprefix("⚠️ ").startswith("LATE — Reminder: alpha meeting")
-        assert "(in 7m)" in body(late) and "Posted late" in body(late)
+        was_due = f"{due.astimezone(BRUSSELS):%a %d %b %Y %H:%M}"
+        assert f"(was due {was_due}, posted late)" in body(late), body(late)
+        assert "(in 7m)" not in body(late) and "Posted late" in body(late)
         # Negative checks: a few more seconds (and ticks' worth of sends) then a barrier.
         await asyncio.sleep(5)
         await barrier(reader, room)

@@ -98,6 +98,8 @@ class MonthlyAgenda:
     end: datetime
     groups: tuple[tuple[DossierKind, tuple[Review, ...]], ...]
     persons: tuple[Protected, ...] = ()
+    starting: tuple[MeasureLine, ...] = ()
+    """Approved, with a start still to come: listed apart, not counted as in force."""
 
     @property
     def count(self) -> int:
@@ -212,29 +214,48 @@ class AgendaRules:
         )
 
     async def monthly(self, at: datetime) -> MonthlyAgenda:
-        """Every measure in force, grouped by persons, institutions and events, for the
-        calendar month of `at`."""
+        """Every measure in force at `at`, grouped by persons, institutions and events, for
+        the calendar month of `at`; the approved ones still to start apart, as they need no
+        decision yet."""
         start, end = month_window(at, self.wf.policy.timezone)
         groups: dict[DossierKind, list[Review]] = {kind: [] for kind in DossierKind}
+        starting = []
         lines = await self.store.measures()
         for line in lines:
-            groups[line.dossier.kind].append(Review(line, flags(line, at)))
+            if line.measure.in_force_at(at):
+                groups[line.dossier.kind].append(Review(line, flags(line, at)))
+            elif line.measure.scheduled_at(at):
+                starting.append(line)
         return MonthlyAgenda(
             at,
             start,
             end,
             tuple((kind, tuple(groups[kind])) for kind in DossierKind),
             protected(lines),
+            tuple(starting),
         )
 
     async def daily(self, at: datetime) -> DailyAgenda:
+        """Orders are out for measures approved to start later too, so their acknowledgement
+        is chased; what ends or falls due for review is about measures in force only, and a
+        measure starting within 48 hours is listed for that."""
         lines = await self.store.measures()
         horizon = at + DIGEST_AHEAD
         due = tuple(
             line
             for line in lines
-            if (line.measure.ends_at is not None and line.measure.ends_at <= horizon)
-            or (line.measure.review_at is not None and line.measure.review_at <= horizon)
+            if (
+                line.measure.in_force_at(at)
+                and (
+                    (line.measure.ends_at is not None and line.measure.ends_at <= horizon)
+                    or (line.measure.review_at is not None and line.measure.review_at <= horizon)
+                )
+            )
+            or (
+                line.measure.scheduled_at(at)
+                and line.measure.starts_at is not None
+                and line.measure.starts_at <= horizon
+            )
         )
         return DailyAgenda(
             at=at,

@@ -7,8 +7,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from workflow.access import Data
+from workflow.clock import human
 from workflow.errors import NotFound, Refused
 from workflow.model import (
     CATEGORIES,
@@ -19,8 +21,12 @@ from workflow.model import (
     DossierKind,
     DossierStatus,
     Measure,
+    MeasureState,
     Person,
+    ProposalAction,
+    ProposalState,
     TimelineEntry,
+    field_name,
 )
 from workflow.privacy import LIVE_MEASURES
 from workflow.search import MIN_WORD, Found, query_words
@@ -213,10 +219,12 @@ class DossierRules:
         )
         if "basis" in changes and changes["basis"] is not None:
             changes["basis"] = changes["basis"].value
-        await self.store.update_dossier(ref, changes)
-        described = "; ".join(f"{k} = {_show(v)}" for k, v in changes.items())
+        if changes:
+            await self.store.update_dossier(ref, changes)
+        tz = self.wf.policy.timezone
+        described = "; ".join(f"{field_name(k)} = {_show(v, tz)}" for k, v in changes.items())
         await self._record(
-            actor, event_id, ref, "edited", described, {k: _show(v) for k, v in changes.items()}
+            actor, event_id, ref, "edited", described, {k: _audited(v) for k, v in changes.items()}
         )
         return await self.require(ref)
 
@@ -229,7 +237,48 @@ class DossierRules:
         return dossier
 
     async def close(self, actor: str, event_id: str, ref: str, reason: str) -> Dossier:
+        """Refused while protection is in force or could still come into force: closed, the
+        dossier is read-only, so nobody could end or decide those measures any more."""
+        await self.require(ref)
+        blocking = await self._open_measures(ref)
+        if blocking:
+            raise Refused(
+                f"{ref} cannot be closed while measures are in force or pending; settle each:",
+                tuple(blocking),
+            )
         return await self._set_status(actor, event_id, ref, DossierStatus.CLOSED, reason)
+
+    async def _open_measures(self, ref: str) -> list[str]:
+        """One line per measure in force, approved to start, proposed or with a change
+        pending, naming the command that settles it."""
+        measures = self.wf.store.measures
+        found = []
+        undecided = [MeasureState.PROPOSED, MeasureState.PROVISIONAL, MeasureState.ACTIVE]
+        for measure in sorted(await measures.listing(ref, undecided), key=lambda m: m.id):
+            pending = [
+                p
+                for p in await measures.proposals_of(measure.id)
+                if p.state is ProposalState.PENDING
+            ]
+            state = measure.state.value
+            if measure.starts_at is not None and measure.scheduled_at(self.wf.now):
+                state = f"approved, starts {human(measure.starts_at, self.wf.policy.timezone)}"
+            line = f"{measure.ref} {measure.type} ({state}): "
+            if pending:
+                p = pending[0]
+                line += (
+                    f"{p.ref} ({p.action}) is pending; it is decided by the approvers, or "
+                    f"withdrawn by {p.proposer} with !proposal withdraw {p.ref}"
+                )
+                if (
+                    measure.state is not MeasureState.PROPOSED
+                    and p.action is not ProposalAction.END
+                ):
+                    line += f"; then end the measure with !measure end {measure.ref} <reason>"
+            else:
+                line += f"end it with !measure end {measure.ref} <reason>"
+            found.append(line)
+        return found
 
     async def reopen(self, actor: str, event_id: str, ref: str, reason: str) -> Dossier:
         return await self._set_status(actor, event_id, ref, DossierStatus.OPEN, reason)
@@ -331,7 +380,15 @@ class DossierRules:
         return dossier
 
 
-def _show(value: Any) -> str:
+def _show(value: Any, tz: ZoneInfo) -> str:
+    """A changed value on the timeline, which people read: times local and human."""
+    if isinstance(value, datetime):
+        return human(value, tz)
+    return "—" if value is None else str(value)
+
+
+def _audited(value: Any) -> str:
+    """A changed value in the audit detail, which machines compare: times as ISO instants."""
     if isinstance(value, datetime):
         return value.isoformat(timespec="minutes")
     return "—" if value is None else str(value)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from config import Role
 from workflow.approvals import Ignored, tally
+from workflow.clock import human
 from workflow.early_warning_model import (
     ALL_SECTORS,
     EARTH_RADIUS_M,
@@ -291,7 +292,6 @@ class EarlyWarningRules:
             actor, event_id, report, "ew.linked", {"dossier_ref": dossier_ref}, notify=False
         )
         details = report.input
-        seen_at = details.observed_at.astimezone(self.wf.policy.timezone)
         plate = f", plate {details.vehicle_plate}" if details.vehicle_plate else ""
         await self.wf.store.add_timeline(
             dossier_ref,
@@ -301,7 +301,7 @@ class EarlyWarningRules:
             text=(
                 f"{report.ref} from {report.partner_name} ({report.sector}): "
                 f"{details.category} at {details.location}{plate}, "
-                f"{seen_at:%Y-%m-%d %H:%M}: {details.description}"
+                f"{human(details.observed_at, self.wf.policy.timezone)}: {details.description}"
             ),
             event_id=event_id,
         )

@@ -212,9 +212,15 @@ class MeasureRules:
         dossier = await self.wf.dossiers.require(measure.dossier_ref)
         if dossier.status is DossierStatus.CLOSED:
             raise Refused(f"{dossier.ref} is closed; reopen it to change its measures")
-        if any(p.state is ProposalState.PENDING for p in await self.store.proposals_of(measure_id)):
+        pending = [
+            p for p in await self.store.proposals_of(measure_id) if p.state is ProposalState.PENDING
+        ]
+        if pending:
+            p = pending[0]
             raise Refused(
-                f"{measure.ref} already has a pending proposal; decide or withdraw it first"
+                f"{measure.ref} already has {p.ref} ({p.action}, by {p.proposer}) pending; "
+                f"the approvers decide it, or its proposer withdraws it (!proposal withdraw "
+                f"{p.ref})"
             )
         if not reason.strip():
             raise Refused("reason: say why")

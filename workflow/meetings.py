@@ -25,6 +25,7 @@ from dateutil.rrule import rrule, rrulestr
 
 from config.settings import MeetingSettings
 from workflow.agenda import Agenda, AgendaKind
+from workflow.clock import human
 from workflow.errors import Refused
 
 if TYPE_CHECKING:
@@ -325,7 +326,7 @@ class MeetingRules:
     ) -> Occurrence:
         spec = self.spec(name)
         if to <= self.wf.now:
-            raise Refused("cannot move a meeting into the past")
+            raise Refused(f"cannot move a meeting into the past ({human(to, self.tz)})")
         occurrence = await self.on(spec, day)
         if occurrence.at <= self.wf.now:
             raise Refused(f"the {spec.name} meeting of {day:%a %d %b %Y} has already started")

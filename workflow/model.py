@@ -147,6 +147,20 @@ class TimelineEntry:
     text: str
 
 
+FIELD_NAMES = {
+    "starts_at": "start",
+    "ends_at": "end",
+    "review_at": "review",
+    "external_ref": "reference",
+}
+"""Record fields as people name them (and as the commands spell them), for text people read:
+a timeline entry says "end", never `ends_at`. Fields not listed read as they are."""
+
+
+def field_name(key: str) -> str:
+    return FIELD_NAMES.get(key, key)
+
+
 @dataclass(frozen=True)
 class DossierFilter:
     status: DossierStatus | None = DossierStatus.OPEN
@@ -237,6 +251,19 @@ class Measure:
     @property
     def ref(self) -> str:
         return f"M-{self.id}"
+
+    def in_force_at(self, at: datetime) -> bool:
+        """Protection actually given at `at`: approved (or provisional), started, not ended.
+        An approved measure whose start is still to come is not in force yet."""
+        return (
+            self.state.in_force
+            and (self.starts_at is None or self.starts_at <= at)
+            and (self.ends_at is None or self.ends_at > at)
+        )
+
+    def scheduled_at(self, at: datetime) -> bool:
+        """Approved (or provisional) at `at`, with its start still to come."""
+        return self.state.in_force and self.starts_at is not None and self.starts_at > at
 
 
 @dataclass(frozen=True)

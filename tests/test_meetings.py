@@ -302,7 +302,7 @@ async def test_weekly_agenda_holds_exactly_the_dossiers_in_its_window(database: 
 
     reply = await chat.say(POLICE, '!agenda weekly week="2026-11-30 10:00"')
     body = text_of(reply)
-    assert reply.title == "Weekly agenda — Mon 23 Nov 2026 00:00 to Sun 13 Dec 2026 23:59"
+    assert reply.title == "Weekly agenda — Mon 23 Nov 2026 00:00 to Sun 13 Dec 2026 end of day"
     for ref in (inside_past, inside_future, spanning):
         assert ref in body
     for ref in (outside_past, outside_future):
@@ -315,7 +315,7 @@ async def test_weekly_agenda_holds_exactly_the_dossiers_in_its_window(database: 
 
     # Without a meeting: the weeks around today, Wednesday 25 November.
     today = await chat.say(POLICE, "!agenda weekly")
-    assert today.title == "Weekly agenda — Mon 16 Nov 2026 00:00 to Sun 06 Dec 2026 23:59"
+    assert today.title == "Weekly agenda — Mon 16 Nov 2026 00:00 to Sun 06 Dec 2026 end of day"
     assert outside_past in text_of(today) and outside_future not in text_of(today)
 
     # The reminder carries the same agenda, built when it is posted.

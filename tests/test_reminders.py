@@ -48,7 +48,8 @@ def utc(*parts: int) -> datetime:
         ("me demain 9h30 appeler le SPF", utc(2026, 3, 5, 8, 30), "appeler le SPF"),
         ("me volgende vrijdag 14u bel de ambassade", utc(2026, 3, 6, 13, 0), "bel de ambassade"),
         ("me next friday 14:00 meet the prefect", utc(2026, 3, 6, 13, 0), "meet the prefect"),
-        ("me over 3 dagen rapport nakijken", utc(2026, 3, 7, 10, 30), "rapport nakijken"),
+        # A day-sized span names a day, and a day without a time starts at 00:00 local.
+        ("me over 3 dagen rapport nakijken", utc(2026, 3, 6, 23, 0), "rapport nakijken"),
         ("me dans 2 heures relire la note", utc(2026, 3, 4, 12, 30), "relire la note"),
         ("me 2026-12-03 10:00 summit brief", utc(2026, 12, 3, 9, 0), "summit brief"),
         ("me in 3 hours from the embassy", utc(2026, 3, 4, 13, 30), "from the embassy"),

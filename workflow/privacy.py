@@ -71,19 +71,20 @@ class PersonalData:
     reminders: int = 0
 
     def describe(self) -> str:
-        """`2 subjects, 1 note`: each count with its noun agreeing."""
+        """`2 persons, 1 note`: each count with its noun agreeing."""
         parts = [f"{n} {_NOUNS[name][n != 1]}" for name, n in asdict(self).items() if n]
         return ", ".join(parts) or "nothing left"
 
 
 _NOUNS = {
-    "subjects": ("subject", "subjects"),
+    "persons": ("person", "persons"),
     "notes": ("note", "notes"),
     "assessments": ("assessment", "assessments"),
     "timeline": ("timeline entry", "timeline entries"),
     "measures": ("measure", "measures"),
     "proposals": ("proposal", "proposals"),
     "audit_entries": ("audit entry", "audit entries"),
+    "reminders": ("reminder", "reminders"),
 }
 
 

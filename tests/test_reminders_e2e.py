@@ -57,7 +57,8 @@ async def test_a_reminder_set_before_a_crash_is_posted_once_after_the_restart(
         )
         said = content(posted)
         assert said["m.mentions"] == {"user_ids": [user.user_id]}
-        assert body(posted).startswith(user.user_id)
+        # The title first, as a notification shows it; the mention's name after it.
+        assert body(posted).startswith("Reminder: call the embassy back")
         pill = f'href="https://matrix.to/#/{user.user_id.replace("@", "%40").replace(":", "%3A")}"'
         assert pill in said["formatted_body"]
         assert "Reminder: RM-1" in body(posted)

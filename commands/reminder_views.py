@@ -11,35 +11,10 @@ from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 from commands.formatting import when
+from commands.recurrence import describe
 from commands.replies import DETAILS_WITHHELD, Announcement, Reply, Severity
 from workflow.access import Data
 from workflow.reminder_model import PersonalReminder, ReminderFired, Scheduled, Trigger
-
-_DAY_NAMES = {
-    "MO": "Monday",
-    "TU": "Tuesday",
-    "WE": "Wednesday",
-    "TH": "Thursday",
-    "FR": "Friday",
-    "SA": "Saturday",
-    "SU": "Sunday",
-}
-_WEEKDAYS = "MO,TU,WE,TH,FR"
-
-
-def recurrence(rule: str) -> str:
-    """`every Monday at 09:00`, `every weekday at 08:30`, `every day at 18:00`, for the
-    rules `!remind` writes (commands/remind_parse.py)."""
-    parts = dict(part.split("=", 1) for part in rule.split(";"))
-    at = f"{int(parts.get('BYHOUR', 0)):02d}:{int(parts.get('BYMINUTE', 0)):02d}"
-    days = parts.get("BYDAY")
-    if days is None:
-        return f"every day at {at}"
-    if days == _WEEKDAYS:
-        return f"every weekday at {at}"
-    names = [_DAY_NAMES[code] for code in days.split(",")]
-    listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
-    return f"every {listed} at {at}"
 
 
 def carries(reminder: PersonalReminder) -> Data | None:
@@ -58,7 +33,7 @@ def due_words(scheduled: Scheduled, tz: ZoneInfo) -> str:
             return f"{before} (no start date yet)"
         return f"{before}: {when(scheduled.at, tz)}"
     if r.rrule is not None:
-        return f"{recurrence(r.rrule)}, next {when(scheduled.at, tz)}"
+        return f"{describe(r.rrule)}, next {when(scheduled.at, tz)}"
     return when(scheduled.at, tz)
 
 
@@ -121,7 +96,7 @@ def reminder_announcements(fired: ReminderFired, tz: ZoneInfo) -> tuple[Announce
     if r.target is not None and r.target != r.created_by:
         fields.append(("Set by", r.created_by))
     if fired.next_at is not None and r.rrule is not None:
-        fields.append(("Next", f"{when(fired.next_at, tz)} ({recurrence(r.rrule)})"))
+        fields.append(("Next", f"{when(fired.next_at, tz)} ({describe(r.rrule)})"))
     fields.append(("Reminder", r.ref))
     severity = Severity.WARNING if fired.late else Severity.INFO
     lines = (f"Was due {when(fired.due_at, tz)}, posted late.",) if fired.late else ()

@@ -13,8 +13,9 @@ from sqlalchemy import text
 
 from bot.render import notice
 from commands import ArgumentError, Reply, Severity
+from commands.recurrence import describe as recurrence
 from commands.remind_parse import parse_request
-from commands.reminder_views import recurrence, reminder_announcements
+from commands.reminder_views import reminder_announcements
 from config import Role
 from storage.db import Database
 from tests.commands_fakes import make_context
@@ -99,7 +100,9 @@ def test_recurrences_read_in_words() -> None:
     assert recurrence("FREQ=WEEKLY;BYDAY=TU,TH;BYHOUR=14;BYMINUTE=5") == (
         "every Tuesday and Thursday at 14:05"
     )
-    assert recurrence("FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR;BYHOUR=8") == "every weekday at 08:00"
+    assert recurrence("FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR;BYHOUR=8") == (
+        "every weekday (Monday to Friday) at 08:00"
+    )
     assert recurrence("FREQ=DAILY;BYHOUR=18;BYMINUTE=30") == "every day at 18:30"
 
 

@@ -331,10 +331,11 @@ async def test_full_path_propose_approve_order_acknowledge(
         assert own == []
 
         # Raised to the highest level: the liaisons are mentioned, not the one who logged it.
+        # Typed in coordination, the answer and the announcement there are one message.
         await ask(world.alice, world.coordination, f"!threat log {dossier} level=4 source=OCAD y")
         raised = await world.admin.wait_for(
             world.coordination,
-            from_bot(world, lambda e: title(e).startswith("THREAT LEVEL RAISED to 4")),
+            from_bot(world, lambda e: "THREAT LEVEL RAISED to 4" in body(e)),
             WAIT,
         )
         assert content(raised)["m.mentions"] == {"user_ids": [world.admin.user_id]}
@@ -829,7 +830,7 @@ async def test_nudge_expiry_and_end_of_measure_under_a_fake_clock(
             world.alice, coordination, f"!measure propose {dossier} priority-calls hotline"
         )
         ending, measure = await propose(
-            world.alice, coordination, f'!measure propose {dossier} patrol end="in 5 days" rounds'
+            world.alice, coordination, f'!measure propose {dossier} patrol end="in 120 hours" rounds'
         )
         await prompt_of(world, reader, stale)
         prompt = await prompt_of(world, minister, ending)
@@ -921,7 +922,7 @@ async def test_an_urgent_measure_that_ended_at_its_end_date_stays_ended_when_app
         proposal, measure = await propose(
             world.admin,
             world.coordination,
-            f'!measure propose {dossier} fixed-post urgent=yes end="in 1 day" tonight only',
+            f'!measure propose {dossier} fixed-post urgent=yes end="in 24 hours" tonight only',
         )
         prompt = await prompt_of(world, minister, proposal)
         await scheduler.tick()  # the end warning (the end is less than 3 days away)

@@ -830,7 +830,9 @@ async def test_nudge_expiry_and_end_of_measure_under_a_fake_clock(
             world.alice, coordination, f"!measure propose {dossier} priority-calls hotline"
         )
         ending, measure = await propose(
-            world.alice, coordination, f'!measure propose {dossier} patrol end="in 120 hours" rounds'
+            world.alice,
+            coordination,
+            f'!measure propose {dossier} patrol end="in 120 hours" rounds',
         )
         await prompt_of(world, reader, stale)
         prompt = await prompt_of(world, minister, ending)

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import (
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # The newest revision under migrations/versions (a test holds it to alembic's own answer).
-SCHEMA_HEAD = "0015_edits"
+SCHEMA_HEAD = "0020_recent_first"
 _READ_ONLY = "aegis_read_only"
 
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, exists, func, or_, select, update
+from sqlalchemy import Select, distinct, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.runtime import dialect_insert
@@ -114,6 +114,7 @@ async def get(session: AsyncSession, ref: str) -> Dossier | None:
 async def get_many(session: AsyncSession, refs: Sequence[str]) -> dict[str, Dossier]:
     """Dossiers with their persons, in two queries however many are asked for."""
     rows = list(await session.scalars(select(DossierRow).where(DossierRow.ref.in_(set(refs)))))
+    _known_ids(session).update((row.ref, row.id) for row in rows)
     persons = await persons_of(session, {row.id: row.ref for row in rows})
     return {row.ref: dossier_record(row, persons[row.id]) for row in rows}
 
@@ -223,10 +224,23 @@ async def update_fields(session: AsyncSession, ref: str, fields: dict[str, Any])
         await refresh_terms(session, await _id(session, ref))
 
 
+# Key of `session.info`: dossier ref -> id, as this transaction has seen them. A reference
+# never moves to another row, so a view that reads five tables of one dossier looks it up once.
+_IDS = "aegis.dossier_ids"
+
+
+def _known_ids(session: AsyncSession) -> dict[str, int]:
+    known: dict[str, int] = session.info.setdefault(_IDS, {})
+    return known
+
+
 async def _id(session: AsyncSession, ref: str) -> int:
-    return int(
-        (await session.execute(select(DossierRow.id).where(DossierRow.ref == ref))).scalar_one()
-    )
+    known = _known_ids(session)
+    if ref not in known:
+        known[ref] = int(
+            (await session.execute(select(DossierRow.id).where(DossierRow.ref == ref))).scalar_one()
+        )
+    return known[ref]
 
 
 async def add_timeline(
@@ -420,15 +434,24 @@ async def listing(
 
 async def find(session: AsyncSession, words: Sequence[str], limit: int) -> Found:
     """The dossiers with a term starting with each word (workflow/search.py), newest
-    activity first: index range scans, whatever the number of dossiers."""
+    activity first: index range scans, whatever the number of dossiers.
+
+    Two passes over the matches' IDs, each cheap: the count reads the term index alone, and
+    the page walks the dossiers newest first (ix_dossiers_recent) until `limit` of them
+    match. One query with a window count sorted every match instead, and cost the most
+    where the word is common."""
     if not words:
         return Found([], 0)
     ids = matching(words)
+    total = int(await session.scalar(select(func.count(distinct(ids.c.dossier_id)))) or 0)
+    if not total:
+        return Found([], 0)
+    # `id + 0`: the match list is then a filter on that walk, not a set of primary-key
+    # lookups whose rows must all be sorted (which SQLite would otherwise prefer).
     rows = (
         await session.execute(
-            # The count is over every match, taken in the same pass as the first page.
-            select(DossierRow.id, DossierRow.ref, func.count().over().label("total"))
-            .where(DossierRow.id.in_(select(ids.c.dossier_id)))
+            select(DossierRow.id, DossierRow.ref)
+            .where((DossierRow.id + 0).in_(select(ids.c.dossier_id)))
             .order_by(DossierRow.updated_at.desc(), DossierRow.id.desc())
             .limit(limit)
         )
@@ -439,4 +462,4 @@ async def find(session: AsyncSession, words: Sequence[str], limit: int) -> Found
     fields = await matched_fields(session, [row.id for row in rows], words)
     order = list(Field)
     hits = [Hit(found[r.ref], tuple(sorted(fields[r.id], key=order.index))) for r in rows]
-    return Found(hits, int(rows[0].total))
+    return Found(hits, total)

@@ -14,13 +14,22 @@ from storage.dossiers import aware, utc_or_none
 from storage.tables import RoleGrant, RoleRequestRow
 from workflow.role_model import RequestState, RoleRequest
 
+# Keys of `session.info`: what this transaction already read of the grants. A command asks
+# for its sender's roles and the roles version more than once (dispatch, the read check, the
+# audience check before and after); a write through set_role forgets both.
+_CHANGES = "aegis.role_changes"
+_VERSION = "aegis.roles_version"
+
 
 async def changes_for(session: AsyncSession, user_id: str) -> dict[str, bool]:
     """role -> granted (True) or revoked (False), for one user."""
-    rows = await session.execute(
-        select(RoleGrant.role, RoleGrant.granted).where(RoleGrant.user_id == user_id)
-    )
-    return {role: granted for role, granted in rows.all()}
+    known: dict[str, dict[str, bool]] = session.info.setdefault(_CHANGES, {})
+    if user_id not in known:
+        rows = await session.execute(
+            select(RoleGrant.role, RoleGrant.granted).where(RoleGrant.user_id == user_id)
+        )
+        known[user_id] = {role: granted for role, granted in rows.all()}
+    return dict(known[user_id])
 
 
 async def all_changes(session: AsyncSession) -> dict[str, dict[str, bool]]:
@@ -34,6 +43,8 @@ async def all_changes(session: AsyncSession) -> dict[str, dict[str, bool]]:
 async def set_role(
     session: AsyncSession, user_id: str, role: str, granted: bool, by: str, now: datetime
 ) -> None:
+    session.info.pop(_CHANGES, None)
+    session.info.pop(_VERSION, None)
     row = await session.get(RoleGrant, (user_id, role))
     if row is None:
         session.add(
@@ -46,10 +57,13 @@ async def set_role(
 async def version(session: AsyncSession) -> tuple[int, datetime | None]:
     """Changes whenever a role is granted or revoked, by chat or by the CLI from another
     process: caches of who is cleared compare it instead of re-reading every grant."""
-    count, last = (
-        await session.execute(select(func.count(), func.max(RoleGrant.changed_at)))
-    ).one()
-    return int(count), last
+    if _VERSION not in session.info:
+        count, last = (
+            await session.execute(select(func.count(), func.max(RoleGrant.changed_at)))
+        ).one()
+        session.info[_VERSION] = (int(count), last)
+    known: tuple[int, datetime | None] = session.info[_VERSION]
+    return known
 
 
 def request_record(row: RoleRequestRow) -> RoleRequest:

@@ -162,6 +162,7 @@ class DossierRow(Base):
         Index("ix_dossiers_kind", "kind", "updated_at"),
         Index("ix_dossiers_lead", "lead"),
         Index("ix_dossiers_level", "level"),
+        Index("ix_dossiers_recent", "updated_at", "id"),
     )
 
 

@@ -50,6 +50,7 @@ from bot.render import (
     room_request,
 )
 from bot.rows import Row, merged_row
+from bot.throttle import PerSender
 from commands import Context, Dispatcher
 from commands.dispatcher import UNKNOWN, Dispatched, Outcome
 from commands.measure_views import reacted
@@ -123,6 +124,8 @@ class Pipeline:
     on_command: CommandObserver | None = None
     wake_scheduler: Callable[[], None] = lambda: None
     """Called after an event's effects commit: they may have made a step due sooner."""
+    undecryptable_answers: PerSender = dataclasses.field(default_factory=PerSender)
+    """"Could not decrypt" is said to a sender once per window, however many events."""
 
     async def handle(self, room_id: str, event: Event) -> bool:
         """Does what the event asks for, at most once. False for an event that asks for
@@ -151,12 +154,16 @@ class Pipeline:
             return True
         if undecryptable is None:
             return False
+        now = self.clock.now()
         async with self.db.transaction() as session:
-            first = await runtime.claim_event(session, event.event_id, room_id, self.clock.now())
-            if first:
+            first = await runtime.claim_event(session, event.event_id, room_id, now)
+            answer = first and self.undecryptable_answers.may_answer(event.sender, now)
+            if answer:
                 await self._enqueue(session, room_id, event.event_id, UNDECRYPTABLE)
         if first:
             await self.request_keys(undecryptable)
+        if answer:
+            self.undecryptable_answers.answered(event.sender, now)
             self.wake_sender()
         return True
 

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import time
 import uuid
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -39,6 +40,8 @@ SYNC_FILTER: dict[str, Any] = {
 }
 # A gap larger than this is history nobody expects the bot to replay.
 MAX_BACKFILL = 5000
+# Events a backfill asks for at once, and at most holds in memory.
+BACKFILL_PAGE = 100
 KEEP_MARKS = timedelta(days=30)
 PRUNE_EVERY = timedelta(hours=1)
 
@@ -50,6 +53,38 @@ def first_sync_filter() -> dict[str, Any]:
     data type that never exists makes each initial request unique without changing what it
     returns (a random timeout did the same, but two installs drew the same one)."""
     return {**SYNC_FILTER, "account_data": {"not_types": [f"aegis.first-sync.{uuid.uuid4()}"]}}
+
+
+class Interrupted(Exception):
+    """The bot stops in the middle of a gap: the sync's token must not be stored, so the
+    next start fills the gap again (what ran meanwhile is skipped as handled)."""
+
+
+@dataclass
+class Gap:
+    """What a walk back from a gap found. Pages come newest first and must run oldest first,
+    so the walk keeps only the events of the page it reached last (the oldest) and, of the
+    newer ones, the token each was fetched from: at most one page is held at a time."""
+
+    newer: list[str] = field(default_factory=list)
+    """Tokens of the pages newer than the oldest, newest first."""
+    oldest: list[Event] = field(default_factory=list)
+    """The missed events of the oldest page, oldest first."""
+    token: str | None = None
+    count: int = 0
+    own_join: int | None = None
+    """The server time of the bot's own join, if the walk reached it."""
+
+    def passed(self, token: str, missed: list[Event]) -> None:
+        if self.token is not None:
+            self.newer.append(self.token)
+        self.token = token
+        self.oldest = missed[::-1]
+        self.count += len(missed)
+
+    def take_oldest(self) -> list[Event]:
+        oldest, self.oldest = self.oldest, []
+        return oldest
 
 
 class SyncLoop:
@@ -116,6 +151,8 @@ class SyncLoop:
                         await runtime.mark_seen(session, seen, self.pipeline.clock.now())
                         await runtime.set_cursor(session, response.next_batch)
                     break
+                except Interrupted:
+                    return
                 except INFRASTRUCTURE_ERRORS as exc:
                     # Retry the same response: the events already committed are skipped.
                     log.warning("database unavailable while handling a sync: %r", exc)
@@ -186,17 +223,19 @@ class SyncLoop:
         for room_id, info in response.rooms.join.items():
             events = list(info.timeline.events)
             if room_id not in self.joins:
-                events = await self._since_own_join(room_id, events, info.timeline)
+                events = await self._since_own_join(room_id, events, info.timeline, seen)
             elif info.timeline.limited:
-                events = await self._backfill(room_id, info.timeline.prev_batch) + events
-            joined = self.joins[room_id]
-            for event in events:
-                if event.server_timestamp >= joined and not await self.pipeline.handle(
-                    room_id, event
-                ):
-                    seen.append((event.event_id, room_id))
+                gap = await self._walk_back(room_id, info.timeline.prev_batch)
+                await self._replay(room_id, gap, seen)
+            await self._run(room_id, events, seen)
         await self._handle_invites(response)
         return seen
+
+    async def _run(self, room_id: str, events: list[Event], seen: list[tuple[str, str]]) -> None:
+        joined = self.joins[room_id]
+        for event in events:
+            if event.server_timestamp >= joined and not await self.pipeline.handle(room_id, event):
+                seen.append((event.event_id, room_id))
 
     def _is_own_join(self, event: Event) -> bool:
         return (
@@ -206,66 +245,92 @@ class SyncLoop:
         )
 
     async def _since_own_join(
-        self, room_id: str, events: list[Event], timeline: Any
+        self, room_id: str, events: list[Event], timeline: Any, seen: list[tuple[str, str]]
     ) -> list[Event]:
-        """A room joined since the last sync: only what follows the bot's own join counts."""
+        """A room joined since the last sync: only what follows the bot's own join counts.
+        Runs what a gap holds after the join; returns the timeline's events that count."""
+        gap = None
         if timeline.limited and not any(self._is_own_join(e) for e in events):
-            events = await self._backfill(room_id, timeline.prev_batch) + events
+            gap = await self._walk_back(room_id, timeline.prev_batch)
         joined = int(time.time() * 1000)
-        for index, event in enumerate(events):
-            if self._is_own_join(event):
-                joined = event.server_timestamp
-                events = events[index + 1 :]
-                break
+        if gap is not None and gap.own_join is not None:
+            joined = gap.own_join
         else:
-            events = []
+            for index, event in enumerate(events):
+                if self._is_own_join(event):
+                    joined = event.server_timestamp
+                    events = events[index + 1 :]
+                    break
+            else:
+                events = []
         async with self.db.transaction() as session:
             await runtime.record_join(session, room_id, joined)
         self.joins[room_id] = joined
+        if gap is not None and gap.own_join is not None:
+            await self._replay(room_id, gap, seen)
         return events
 
-    async def _backfill(self, room_id: str, start: str | None) -> list[Event]:
-        """Pages back from the gap until an event already handled, the bot's own join, or the
-        join point; returns the missed events oldest first."""
-        collected: list[Event] = []
-        joined = self.joins.get(room_id, 0)
+    async def _page(self, room_id: str, token: str) -> RoomMessagesResponse:
+        """One page back from `token` (its chunk newest first, its end the token before
+        it), retried until the homeserver answers. Raises Interrupted if the bot stops."""
         backoff = Backoff(first=1, cap=30)
-        token = start
-        while token and len(collected) < MAX_BACKFILL and not self.stop.is_set():
+        while True:
             page = await unless_stopped(
                 self.client.room_messages(
-                    room_id, start=token, direction=MessageDirection.back, limit=100
+                    room_id, start=token, direction=MessageDirection.back, limit=BACKFILL_PAGE
                 ),
                 self.stop,
             )
             if page is None:
-                break
-            if not isinstance(page, RoomMessagesResponse):
-                log.warning("backfill page refused: %s", page, extra={"room_id": room_id})
-                await backoff.wait(self.stop)
-                continue
+                raise Interrupted
+            if isinstance(page, RoomMessagesResponse):
+                return page
+            log.warning("backfill page refused: %s", page, extra={"room_id": room_id})
+            await backoff.wait(self.stop)
+
+    async def _walk_back(self, room_id: str, start: str | None) -> Gap:
+        """Pages back from the gap until an event already handled, the bot's own join, or
+        the join point, holding one page at a time: what it keeps of the pages it passed is
+        their tokens, to fetch them again in order (see Gap)."""
+        gap = Gap()
+        joined = self.joins.get(room_id, 0)
+        token = start
+        while token and gap.count < MAX_BACKFILL:
+            page = await self._page(room_id, token)
             async with self.db.transaction() as session:
                 handled = await runtime.handled_among(session, [e.event_id for e in page.chunk])
+            missed: list[Event] = []
+            next_token = page.end if page.chunk else None
             for event in page.chunk:
+                if self._is_own_join(event):
+                    gap.own_join = event.server_timestamp
                 if (
                     event.event_id in handled
                     or self._is_own_join(event)
                     or event.server_timestamp < joined
                 ):
-                    token = None
+                    next_token = None
                     break
-                collected.append(event)
-            else:
-                token = page.end if page.chunk else None
-        if len(collected) >= MAX_BACKFILL:
+                missed.append(event)
+            if missed:
+                gap.passed(token, missed)
+            token = next_token
+        if gap.count >= MAX_BACKFILL:
             log.error(
                 "gap larger than %d events; older ones skipped",
                 MAX_BACKFILL,
                 extra={"room_id": room_id},
             )
-        log.info("backfilled %d missed events", len(collected), extra={"room_id": room_id})
-        collected.reverse()
-        return collected
+        return gap
+
+    async def _replay(self, room_id: str, gap: Gap, seen: list[tuple[str, str]]) -> None:
+        """Runs a gap's events oldest first, one page at a time: the oldest page the walk
+        still holds, then each newer page fetched again from its token."""
+        await self._run(room_id, gap.take_oldest(), seen)
+        for token in reversed(gap.newer):
+            page = await self._page(room_id, token)
+            await self._run(room_id, page.chunk[::-1], seen)
+        log.info("backfilled %d missed events", gap.count, extra={"room_id": room_id})
 
     async def _handle_invites(self, response: SyncResponse) -> None:
         for room_id, info in response.rooms.invite.items():

@@ -54,6 +54,11 @@ class Mine(str):
     """The word `mine` in a listing: only what the sender takes part in."""
 
 
+Page = NewType("Page", int)
+"""A page of a listing, from 1 to MAX_PAGE: a larger number would only reach the database as
+an offset beyond any row, or beyond what its integers hold."""
+MAX_PAGE = 10_000
+
 Start = NewType("Start", datetime)
 """A moment where something begins: a date typed without a time is the start of that day.
 A plain `datetime` parameter reads the same way."""
@@ -154,6 +159,13 @@ def _parse_int(text: str, ctx: Context) -> int:
     return int(text)
 
 
+def _parse_page(text: str, ctx: Context) -> Page:
+    page = _parse_int(text, ctx)
+    if not 1 <= page <= MAX_PAGE:
+        raise ArgumentError(f"{shown(text)} is not a page from 1 to {MAX_PAGE}")
+    return Page(page)
+
+
 _TRUE = frozenset({"yes", "true", "on", "1", "y", "ja", "oui"})
 _FALSE = frozenset({"no", "false", "off", "0", "n", "nee", "non"})
 
@@ -175,6 +187,7 @@ def parse_user_id(text: str, ctx: Context) -> UserId:
 
 register_type(str, _parse_str, name="text")
 register_type(int, _parse_int, name="number")
+register_type(Page, _parse_page, name="page")
 register_type(bool, _parse_bool, name="yes|no", choices=("yes", "no"))
 register_type(datetime, parse_start, name="when")
 register_type(Start, lambda text, ctx: Start(parse_start(text, ctx)), name="when")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from commands.arguments import Opt
+from commands.arguments import Opt, Page
 from commands.context import Context
 from commands.declaration import command
 from commands.dossier import DossierRef
@@ -36,7 +36,7 @@ def _detail(action: str, target: str, ref: str, detail: dict[str, Any]) -> str:
     help="Who read and who changed a dossier, and when; newest first, 20 a page.",
     examples=["!audit D-2026-0007", "!audit D-2026-0007 page=2"],
 )
-async def audit(ctx: Context, dossier: DossierRef, page: Opt[int | None] = None) -> Reply:
+async def audit(ctx: Context, dossier: DossierRef, page: Opt[Page | None] = None) -> Reply:
     trail = await ctx.workflow.privacy.trail(ctx.actor, ctx.event_id, dossier, page or 1)
     readers = ", ".join(f"{who} ×{n} (last {when(last, ctx.tz)})" for who, n, last in trail.readers)
     return Reply(

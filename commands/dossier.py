@@ -10,6 +10,7 @@ from commands.arguments import (
     Kind,
     Mine,
     Opt,
+    Page,
     Rest,
     Spelled,
     Start,
@@ -282,7 +283,7 @@ async def dossier_list(
     kind: Opt[DossierKind | None] = None,
     level_min: Annotated[int | None, Kind.OPTION, Spelled("level>")] = None,
     lead: Opt[UserId | None] = None,
-    page: Opt[int | None] = None,
+    page: Opt[Page | None] = None,
 ) -> Reply:
     if level_min is not None and not 1 <= level_min <= 4:
         raise ArgumentError("level>=: must be 1, 2, 3 or 4")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from commands.arguments import Kind, Opt, Rest, Spelled, register_type
+from commands.arguments import Kind, Opt, Page, Rest, Spelled, register_type
 from commands.context import Context
 from commands.declaration import command
 from commands.dossier import DossierRef
@@ -88,12 +88,10 @@ register_type(ReportFilter, _parse_filter, name="|".join(REPORT_FILTERS), choice
     examples=["!ew list", "!ew list status=suspicious", "!ew list status=all page=2"],
 )
 async def ew_list(
-    ctx: Context, status: Opt[ReportFilter | None] = None, page: Opt[int] = 1
+    ctx: Context, status: Opt[ReportFilter | None] = None, page: Opt[Page | None] = None
 ) -> Reply:
-    if page < 1:
-        raise ArgumentError("page: must be 1 or more")
     status = status or ReportFilter("open")
-    found = await ctx.workflow.early_warning.page(REPORT_FILTERS[status], page)
+    found = await ctx.workflow.early_warning.page(REPORT_FILTERS[status], page or 1)
     if not found.total:
         return Reply(f"No early-warning reports ({status}).")
     more = f" — page {found.page} of {found.pages}" if found.pages > 1 else ""

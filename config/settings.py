@@ -285,6 +285,7 @@ class EarlyWarningSettings(Section):
 
 class RetentionSettings(Section):
     closed_dossier_years: int = Field(default=5, ge=1, le=100)
+    early_warning_days: int = Field(default=365, ge=1, le=36500)
 
 
 READ_DATA = ("dossier", "execution", "early_warning")

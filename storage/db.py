@@ -38,7 +38,9 @@ class Database:
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
         if self.is_sqlite and parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        kwargs: dict[str, Any] = {}
+        # A failed statement's error names its statement, never its values: those are the
+        # names, reports and texts the bot guards, and errors end up in logs.
+        kwargs: dict[str, Any] = {"hide_parameters": True}
         if self.is_sqlite:
             kwargs["connect_args"] = {"timeout": 30}
         else:
@@ -146,4 +148,5 @@ def _classify_outages(engine: AsyncEngine) -> None:
             context.parameters,
             context.original_exception,
             connection_invalidated=context.is_disconnect,
+            hide_parameters=True,
         )

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import audit, dossiers, ids, roles
 from storage.early_warning import EarlyWarningStore
+from storage.early_warning_retention import EarlyWarningRetentionStore
 from storage.measures import MeasureStore
 from storage.meetings import AgendaStore, MeetingStore
 from storage.privacy import PrivacyStore
@@ -29,6 +30,7 @@ class Store:
         self.agenda = AgendaStore(session)
         self.privacy = PrivacyStore(session)
         self.early_warning = EarlyWarningStore(session)
+        self.ew_retention = EarlyWarningRetentionStore(session)
         self.reminders = ReminderStore(session)
 
     async def append_audit(

@@ -61,6 +61,7 @@ class Workflow:
         from workflow.approvals import ApprovalRules
         from workflow.dossiers import DossierRules
         from workflow.early_warning import EarlyWarningRules
+        from workflow.early_warning_retention import EarlyWarningRetention
         from workflow.measures import MeasureRules
         from workflow.meetings import MeetingRules
         from workflow.membership import MembershipRules
@@ -91,6 +92,7 @@ class Workflow:
         self.meetings = MeetingRules(self)
         self.privacy = PrivacyRules(self)
         self.early_warning = EarlyWarningRules(self)
+        self.ew_retention = EarlyWarningRetention(self)
         self.membership = MembershipRules(self)
         self.reminders = ReminderRules(self)
 

@@ -2,13 +2,13 @@
 first and stops at its page, instead of sorting every match.
 
 Revision ID: 0020_recent_first
-Revises: 0015_edits
+Revises: 0019_ew_retention
 """
 
 from alembic import op
 
 revision = "0020_recent_first"
-down_revision = "0015_edits"
+down_revision = "0019_ew_retention"
 branch_labels = None
 depends_on = None
 

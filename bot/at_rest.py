@@ -13,14 +13,15 @@ import contextlib
 import logging
 import os
 import stat
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
 from bot.store_key import NIO_DEFAULT_KEY, adopt_key, store_file
 from config.key_files import Key, generated_store_key, store_key_file
-from config.settings import Settings
+from config.loader import ConfigError
+from config.settings import MatrixSettings, Settings
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +54,7 @@ def prepare(settings: Settings, key: Key) -> None:
         _create_private(database)
         private += [database, *(database.with_name(database.name + s) for s in SQLITE_COMPANIONS)]
     tighten(private)
-    former = [NIO_DEFAULT_KEY, *filter(None, [generated_store_key(matrix)])]
-    if adopt_key(matrix, key.value, key.source, former):
+    if adopt_key(matrix, key.value, key.source, _former_keys(matrix)):
         log.warning(
             "the E2EE store %s was encrypted with a former key (nio's default, readable by "
             "anyone); re-encrypted it with the key from %s, keeping device %s and its room keys",
@@ -63,6 +63,17 @@ def prepare(settings: Settings, key: Key) -> None:
             matrix.device_id,
         )
     _create_private(store_file(matrix))
+
+
+def _former_keys(matrix: MatrixSettings) -> Iterator[str]:
+    """Lazily: the key file is read only for a store its configured key does not open, so
+    a stale file left beside the store never stops a start."""
+    yield NIO_DEFAULT_KEY
+    if matrix.store_key is not None:
+        with contextlib.suppress(ConfigError):
+            generated = generated_store_key(matrix)
+            if generated is not None:
+                yield generated
 
 
 def tighten(paths: Iterable[Path]) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable
 from contextlib import closing
 from datetime import datetime
 from pathlib import Path
@@ -72,7 +72,7 @@ def opens(pickle: bytes, key: str) -> bool:
     return True
 
 
-def adopt_key(matrix: MatrixSettings, key: str, source: str, former: Sequence[str]) -> bool:
+def adopt_key(matrix: MatrixSettings, key: str, source: str, former: Iterable[str]) -> bool:
     """Makes the store readable with `key` only; True if it had to be re-encrypted from one of
     the `former` keys (nio's default first). A new or empty store is left to nio."""
     path = store_file(matrix)

@@ -207,6 +207,17 @@ def test_a_store_under_its_generated_key_moves_to_a_store_key_set_later(tmp_path
     stale.database.close()
 
 
+def test_a_stale_key_file_never_stops_a_start_with_a_configured_key(tmp_path: Path) -> None:
+    configured = matrix(tmp_path, store_key=KEY)
+    previous_version_store(configured)
+    adopt_key(configured, KEY, "matrix.store_key", [NIO_DEFAULT_KEY])
+    store_key_file(configured).write_text("short\n")
+    at_rest.prepare(with_database(configured, tmp_path), store_key(configured))
+    store = open_store(configured, KEY)
+    assert store.load_account() is not None
+    store.database.close()
+
+
 # --- file modes -------------------------------------------------------------------------
 
 

@@ -1,7 +1,8 @@
 """An upgrade against a real Synapse: the E2EE store and the config of the previous
 version (store under nio's default key, files 0644/0755, no matrix.store_key, no audit key,
-no audit room) start the real `aegis run`, which warns, keeps its device and room keys,
-answers a command, and leaves every file it keeps private and the store under its own key.
+no audit room) start the bot, which warns, keeps its device and room keys, answers a
+command, and leaves every file it keeps private and the store under its own key. (In
+process, to save CI time; the umask of the real `aegis` process is in test_at_rest.py.)
 
 One homeserver run on SQLite only: the store is nio's SQLite file whatever the database,
 and the database file's mode only exists on SQLite."""
@@ -9,6 +10,7 @@ and the database file's mode only exists on SQLite."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import stat
 import time
@@ -21,7 +23,7 @@ import yaml
 from nio.store import DefaultStore
 
 from tests.conftest import UserFactory
-from tests.support.bot_runner import BotProcess, BotSetup
+from tests.support.bot_runner import BotSetup, InProcessBot
 from tests.support.homeserver import Homeserver
 from tests.support.world import build_world
 
@@ -82,7 +84,10 @@ def private(store: Path, key_file: Path, database: Path, device_id: str) -> bool
 
 
 async def test_a_previous_version_upgrades_with_warnings_keys_kept_and_files_private(
-    homeserver: Homeserver, user_factory: UserFactory, tmp_path: Path
+    homeserver: Homeserver,
+    user_factory: UserFactory,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     database = tmp_path / "aegis.db"
     world = await build_world(homeserver, user_factory, f"sqlite+aiosqlite:///{database}", tmp_path)
@@ -96,26 +101,23 @@ async def test_a_previous_version_upgrades_with_warnings_keys_kept_and_files_pri
     before = await world.alice.say(room, BEFORE)
     sealed = await receive_room_key(old, room, before)
     await old.close()
-    store = setup.workdir / "store"
+    store, key_file = setup.workdir / "store", tmp_path / "store.key"
     loosen(store, database)
 
     config = setup.write_config()  # as before: no store key, no audit key, no audit room
     written = yaml.safe_load(config.read_text())
     assert "store_key" not in written["matrix"] and "audit" not in written["rooms"]
     assert "audit" not in written and "AEGIS_MATRIX__STORE_KEY" not in os.environ
-    log = tmp_path / "bot.log"
-    bot = BotProcess(config, log)
-    bot.start()
-    try:
-        await world.admin.wait_for_member(world.coordination, setup.user_id, timeout=60)
-        command = await world.alice.say(world.coordination, "!ping after the upgrade")
-        await world.alice.reply_to(world.coordination, command, timeout=60)
-        assert bot.terminate() == 0
-    finally:
-        bot.kill()
-    output = log.read_text(errors="replace")
-
-    key_file = tmp_path / "store.key"
+    bot = InProcessBot(config)
+    with caplog.at_level(logging.WARNING):
+        await bot.start()
+        try:
+            await world.admin.wait_for_member(world.coordination, setup.user_id, timeout=60)
+            command = await world.alice.say(world.coordination, "!ping after the upgrade")
+            await world.alice.reply_to(world.coordination, command, timeout=60)
+        finally:
+            await bot.stop()
+    output = "\n".join(record.getMessage() for record in caplog.records)
     for line in (
         f"matrix.store_key is not set: generated a random key for the E2EE store in {key_file}",
         f"re-encrypted it with the key from {key_file}, keeping device {setup.device_id}",
@@ -125,7 +127,7 @@ async def test_a_previous_version_upgrades_with_warnings_keys_kept_and_files_pri
         assert line in output, output[-3000:]
 
     # Every file the bot keeps is private.
-    assert private(store, tmp_path / "store.key", database, setup.device_id)
+    assert private(store, key_file, database, setup.device_id)
 
     # The store opens with its key only: same device, and the room key from before decrypts.
     key = key_file.read_text().strip()

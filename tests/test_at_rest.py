@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +23,7 @@ from nio.crypto import (
 from nio.store import DefaultStore
 
 from bot import at_rest
+from bot.app import Aegis
 from bot.cli import main
 from bot.store_key import NIO_DEFAULT_KEY, StoreKeyError, adopt_key, store_file
 from config import ConfigError, Settings, load_settings
@@ -214,6 +216,38 @@ def test_a_stale_key_file_never_stops_a_start_with_a_configured_key(tmp_path: Pa
     store_key_file(configured).write_text("short\n")
     at_rest.prepare(with_database(configured, tmp_path), store_key(configured))
     store = open_store(configured, KEY)
+    assert store.load_account() is not None
+    store.database.close()
+
+
+async def test_a_start_on_a_store_under_another_key_stops_naming_the_store(
+    tmp_path: Path,
+) -> None:
+    """`aegis run` turns this into exit code 2 with the message (bot/cli.py)."""
+    settings = matrix(tmp_path)
+    previous_version_store(settings)
+    adopt_key(settings, "y" * 40, "matrix.store_key", [NIO_DEFAULT_KEY])
+    config = {
+        "matrix": {
+            "homeserver": "http://127.0.0.1:9",
+            "user_id": USER,
+            "device_id": DEVICE,
+            "password": "not-used",
+            "store_path": str(settings.store_path),
+            "store_key": KEY,
+        },
+        "database": {"url": f"sqlite+aiosqlite:///{tmp_path / 'aegis.db'}"},
+        "rooms": ROOMS,
+        "http": {"listen": "127.0.0.1:0"},
+    }
+    path = tmp_path / "aegis.yaml"
+    path.write_text(yaml.safe_dump(config))
+    app = Aegis(load_settings(path))
+    expected = f"{store_file(settings)}: the E2EE store is encrypted with another key"
+    with pytest.raises(StoreKeyError, match=re.escape(expected)):
+        await app.run()
+    assert app.web is None  # stopped before anything else started
+    store = open_store(settings, "y" * 40)  # untouched
     assert store.load_account() is not None
     store.database.close()
 

@@ -13,6 +13,7 @@ from nio import AsyncClient, MegolmEvent, RoomResolveAliasResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import bot
+from bot import at_rest
 from bot.audience import Audience
 from bot.backoff import Backoff, sleep_unless_stopped
 from bot.calendar_feed import CalendarFeed
@@ -34,6 +35,7 @@ from bot.webhooks import WebhookPolicy, WebhookSender
 from commands import Dispatcher, registry
 from commands.replies import RoomKey
 from config import Settings
+from config.key_files import store_key
 from storage.db import Database
 from storage.leader import Leadership, LeadershipLost
 from storage.store import Store
@@ -108,8 +110,16 @@ class Aegis:
         self.settings = settings
         self.clock = clock or SystemClock()
         self.stop = asyncio.Event()
+        self.store_key = store_key(settings.matrix)  # first: an unusable key file stops here
         self.db = Database(settings.database.url)
-        self.client = make_client(settings.matrix)
+        if self.store_key.generated:
+            log.warning(
+                "matrix.store_key is not set: generated a random key for the E2EE store in %s "
+                "(mode 0600). Back it up with the store: without it the store cannot be "
+                "opened. Or set matrix.store_key (AEGIS_MATRIX__STORE_KEY).",
+                self.store_key.source,
+            )
+        self.client = make_client(settings.matrix, self.store_key.value)
         self.sync_status = SyncStatus()
         self.metrics = Metrics(self.sync_status.lag, self.clock)
         self.metrics.watch_rate_limits(self.client)
@@ -151,6 +161,7 @@ class Aegis:
             raise LeadershipLost(leadership.where)
 
     async def _run_active(self) -> None:
+        await asyncio.to_thread(at_rest.prepare, self.settings, self.store_key)
         await self.db.migrate()
         # Up before login: health answers, and partners' reports are taken in and kept
         # while the homeserver is unreachable.

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import bot
-from bot import partner_cli, purge_cli, role_cli
+from bot import at_rest, partner_cli, purge_cli, role_cli
 from config import ConfigError, Settings, add_config_option, load_settings
 
 EXIT_BAD_CONFIG = 2
@@ -46,6 +46,8 @@ def _load(paths: list[Path]) -> Settings | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Before any command can create a file: the database, the store, key files, exports.
+    at_rest.restrict_umask()
     args = _parser().parse_args(argv)
     settings = _load(args.config)
     if settings is None:
@@ -67,16 +69,24 @@ def main(argv: list[str] | None = None) -> int:
 async def _run(settings: Settings) -> int:
     from bot.app import Aegis
     from bot.logs import configure
+    from bot.store_key import StoreKeyError
     from storage.leader import LeadershipLost
 
     configure(settings.logging.level, settings.logging.json_format)
-    app = Aegis(settings)
+    try:
+        app = Aegis(settings)
+    except ConfigError as exc:  # an unusable key file
+        print(exc.report(), file=sys.stderr)
+        return EXIT_BAD_CONFIG
     app.install_signal_handlers()
     try:
         await app.run()
     except LeadershipLost:
         # Another instance is active now; a supervisor restarts this one as its standby.
         return EXIT_LEADERSHIP_LOST
+    except StoreKeyError as exc:
+        print(f"aegis: {exc}", file=sys.stderr)
+        return EXIT_BAD_CONFIG
     return 0
 
 

@@ -23,10 +23,12 @@ class LoginFailed(Exception):
     pass
 
 
-def make_client(settings: MatrixSettings) -> AsyncClient:
-    settings.store_path.mkdir(parents=True, exist_ok=True)
+def make_client(settings: MatrixSettings, store_key: str) -> AsyncClient:
+    """`store_key` encrypts the keys in the E2EE store (see bot/store_key.py)."""
+    settings.store_path.mkdir(mode=0o700, parents=True, exist_ok=True)
     config = AsyncClientConfig(
         encryption_enabled=True,
+        pickle_key=store_key,
         store_sync_tokens=False,  # the database owns the sync token, written after handling
         max_timeouts=2,  # hand connection failures back to our own bounded backoff
         request_timeout=60,

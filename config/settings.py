@@ -103,6 +103,18 @@ class MatrixSettings(Section):
     ] = "AEGIS"
     device_name: str = "Aegis"
     store_path: Path = Path("data/store")
+    # Encrypts the keys in the E2EE store; without it, a key generated into a file beside
+    # the store (config/key_files.py), never nio's built-in default that anyone can read.
+    store_key: SecretStr | None = None
+
+    @field_validator("store_key")
+    @classmethod
+    def _store_key_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError(
+                "matrix.store_key must have at least 32 characters (or AEGIS_MATRIX__STORE_KEY)"
+            )
+        return value
 
     @field_validator("access_token")
     @classmethod

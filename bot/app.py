@@ -108,7 +108,7 @@ class Aegis:
         self.settings = settings
         self.clock = clock or SystemClock()
         self.stop = asyncio.Event()
-        self.db = Database(settings.database.url)
+        self.db = Database(settings.database.url, settings.database.migrate_url)
         self.client = make_client(settings.matrix)
         self.sync_status = SyncStatus()
         self.metrics = Metrics(self.sync_status.lag, self.clock)

@@ -43,7 +43,7 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
     access, rules = access_policy(settings), policy(settings)
     tz = rules.timezone
     info = RuntimeInfo(bot.__version__, now)
-    db = Database(settings.database.url)
+    db = Database(settings.database.url, settings.database.migrate_url)
     purged = 0
     try:
         await db.migrate()

@@ -459,7 +459,11 @@ def test_migrate_url_is_optional_and_comes_from_the_environment(
     [
         ("sqlite+aiosqlite:///data/aegis.db", PG_OWNER, "SQLite has no roles"),
         (PG_APP, "sqlite+aiosqlite:///data/aegis.db", "PostgreSQL only"),
-        (PG_APP, PG_OWNER.replace("/aegis", "/other"), "must name the database of database.url"),
+        (
+            PG_APP,
+            "postgresql+asyncpg://aegis_owner:pw@db.example.org/other",
+            "must name the database of database.url",
+        ),
     ],
 )
 def test_a_migrate_url_that_cannot_migrate_the_bots_database_is_refused(

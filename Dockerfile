@@ -21,7 +21,10 @@ WORKDIR /src
 # .dockerignore lets through only what the wheel is built from.
 COPY . .
 # Only Aegis: its dependencies come from requirements.lock below, checked against hashes.
-RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
+# Its build backend (setuptools) comes from requirements-build.lock, hashed too, and builds
+# the wheel in place (--no-build-isolation) instead of one pip would fetch unchecked.
+RUN pip install --no-cache-dir --require-hashes --no-deps -r requirements-build.lock \
+    && pip wheel --no-cache-dir --no-deps --no-build-isolation --wheel-dir /wheels .
 
 # --- runtime: the locked dependencies, then the wheel; no source tree --------------------
 FROM python:3.11.14-slim-bookworm

@@ -48,6 +48,9 @@ $(LOCK_VENV)/.installed:
 lock: $(LOCK_VENV)/.installed
 	$(LOCK_VENV)/bin/pip-compile -q --generate-hashes --strip-extras $(LOCK_ARGS) \
 		--output-file=requirements.lock pyproject.toml
+	$(LOCK_VENV)/bin/pip-compile -q --generate-hashes --strip-extras $(LOCK_ARGS) \
+		--allow-unsafe --all-build-deps --only-build-deps \
+		--output-file=requirements-build.lock pyproject.toml
 
 # Benchmarks (bench/, results in bench/results/): peers in their own venvs, pinned.
 BENCH_VENVS := bench/.venvs

@@ -83,9 +83,9 @@ def runtime_stage() -> list[tuple[str, str]]:
     return instructions[max(i for i, (kw, _) in enumerate(instructions) if kw == "FROM") :]
 
 
-def lock_pins() -> dict[str, tuple[str, list[str]]]:
-    """requirements.lock as {normalised name: (version, hashes)}."""
-    text = re.sub(r"\\\n", " ", (REPO / "requirements.lock").read_text())
+def lock_pins(name: str = "requirements.lock") -> dict[str, tuple[str, list[str]]]:
+    """A lock file as {normalised name: (version, hashes)}."""
+    text = re.sub(r"\\\n", " ", (REPO / name).read_text())
     pins = {}
     for line in text.splitlines():
         if line.strip() and not line.lstrip().startswith("#"):
@@ -107,9 +107,17 @@ def test_the_image_installs_the_lock_with_hashes_and_nothing_else() -> None:
     assert "--require-hashes" in dependencies.split() and "--no-deps" in dependencies.split()
     assert "-r /tmp/requirements.lock" in dependencies
     assert "--no-deps" in aegis.split() and "--no-index" in aegis.split()
+    # The build stage builds Aegis alone, with the hashed build backend of its own lock.
     build = next(rest for kw, rest in dockerfile_instructions() if kw == "RUN")
-    assert "pip wheel" in build and "--no-deps" in build.split()
-    assert "!requirements.lock" in (REPO / ".dockerignore").read_text().splitlines()
+    backend, wheel = build.split("&&")
+    assert {"--require-hashes", "--no-deps", "requirements-build.lock"} <= set(backend.split())
+    assert "pip wheel" in wheel and {"--no-deps", "--no-build-isolation"} <= set(wheel.split())
+    build_pins = lock_pins("requirements-build.lock")
+    for requirement in map(Requirement, pyproject()["build-system"]["requires"]):
+        version, hashes = build_pins[canonicalize_name(requirement.name)]
+        assert requirement.specifier.contains(version) and hashes, requirement
+    allowed = (REPO / ".dockerignore").read_text().splitlines()
+    assert {"!requirements.lock", "!requirements-build.lock"} <= set(allowed)
 
 
 def test_the_lock_pins_with_hashes_every_runtime_dependency_and_theirs() -> None:

@@ -11,25 +11,38 @@
 # in a container set it to 0.0.0.0:8080 (or AEGIS_HTTP__LISTEN=0.0.0.0:8080) to publish it.
 # docker-compose.yml runs it with Synapse and PostgreSQL; docs/operations.md has the rest.
 
-# --- build: wheels for Aegis and all its dependencies ------------------------------------
-FROM python:3.11-slim AS build
+# Base images carry exact tags; docs/operations.md ("Pinning the images") says how to add
+# their digests (python:3.11.14-slim-bookworm@sha256:...), which cannot be looked up here.
+
+# --- build: the wheel of Aegis itself ---------------------------------------------------
+FROM python:3.11.14-slim-bookworm AS build
 
 WORKDIR /src
 # .dockerignore lets through only what the wheel is built from.
 COPY . .
-# No compiler needed: the native dependencies (vodozemac for E2EE, pydantic-core, asyncpg...)
-# come as manylinux binary wheels; the only sdists left are pure Python.
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+# Only Aegis: its dependencies come from requirements.lock below, checked against hashes.
+# Its build backend (setuptools) comes from requirements-build.lock, hashed too, and builds
+# the wheel in place (--no-build-isolation) instead of one pip would fetch unchecked.
+RUN pip install --no-cache-dir --require-hashes --no-deps -r requirements-build.lock \
+    && pip wheel --no-cache-dir --no-deps --no-build-isolation --wheel-dir /wheels .
 
-# --- runtime: only the installed wheels; no source tree -----------------------------------
-FROM python:3.11-slim
+# --- runtime: the locked dependencies, then the wheel; no source tree --------------------
+FROM python:3.11.14-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
 
-# The wheels are bind-mounted rather than copied so they never become an image layer.
-RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
-    pip install --no-cache-dir --no-index --find-links /wheels aegis
+# Every dependency, at the version and with the hashes of requirements.lock (`make lock`):
+# a file that does not match its hash stops the build. All are binary wheels (manylinux,
+# x86_64 and aarch64) except atomicwrites, pure Python, which is built with the image's own
+# setuptools (--no-build-isolation) rather than one downloaded unchecked. Then Aegis, with
+# --no-deps, so nothing outside the lock is ever resolved. The lock and the wheel are
+# bind-mounted rather than copied, so neither becomes an image layer.
+RUN --mount=type=bind,source=requirements.lock,target=/tmp/requirements.lock \
+    --mount=type=bind,from=build,source=/wheels,target=/wheels \
+    pip install --no-cache-dir --require-hashes --no-deps --no-build-isolation \
+        -r /tmp/requirements.lock \
+    && pip install --no-cache-dir --no-index --no-deps /wheels/aegis-*.whl
 
 # /data is created and owned by aegis before VOLUME, so a fresh named volume inherits
 # that ownership and the non-root bot can write its database and key store.

@@ -5,7 +5,7 @@ SYNAPSE_VENV := .venv-synapse
 SYNAPSE_VERSION := 1.163.2
 export AEGIS_SYNAPSE_PYTHON ?= $(CURDIR)/$(SYNAPSE_VENV)/bin/python
 
-.PHONY: install dev lint test bench bench-peers
+.PHONY: install dev lint test lock bench bench-peers
 
 $(VENV)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -34,6 +34,23 @@ lint: install
 test: lint
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider -n 2 -m "not serial"
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider -m serial
+
+# The image's dependencies, pinned with the hashes of every file PyPI holds for them
+# (Dockerfile: pip install --require-hashes). Existing pins stay unless pyproject.toml needs
+# others; `make lock LOCK_ARGS=--upgrade` moves them all to the newest.
+LOCK_VENV := .venv-lock
+
+$(LOCK_VENV)/.installed:
+	$(PY) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/pip install -q pip-tools
+	touch $@
+
+lock: $(LOCK_VENV)/.installed
+	$(LOCK_VENV)/bin/pip-compile -q --generate-hashes --strip-extras $(LOCK_ARGS) \
+		--output-file=requirements.lock pyproject.toml
+	$(LOCK_VENV)/bin/pip-compile -q --generate-hashes --strip-extras $(LOCK_ARGS) \
+		--allow-unsafe --all-build-deps --only-build-deps \
+		--output-file=requirements-build.lock pyproject.toml
 
 # Benchmarks (bench/, results in bench/results/): peers in their own venvs, pinned.
 BENCH_VENVS := bench/.venvs

@@ -111,7 +111,7 @@ class Aegis:
         self.clock = clock or SystemClock()
         self.stop = asyncio.Event()
         self.store_key = store_key(settings.matrix)  # first: an unusable key file stops here
-        self.db = Database(settings.database.url)
+        self.db = Database(settings.database.url, settings.database.migrate_url)
         if self.store_key.generated:
             log.warning(
                 "matrix.store_key is not set: generated a random key for the E2EE store in %s "

@@ -1,5 +1,5 @@
-"""`aegis`: run the bot, check a config, verify the audit trail, purge old personal data,
-manage partners and roles."""
+"""`aegis`: run the bot, check a config, migrate the database, verify the audit trail, purge
+old personal data, manage partners and roles."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ def _parser() -> argparse.ArgumentParser:
     for name, text in (
         ("run", "run the bot"),
         ("check-config", "validate a config file and list every problem"),
+        ("migrate", "upgrade the database schema (as database.migrate_url's role) and exit"),
     ):
         add_config_option(sub.add_parser(name, help=text))
     audit = sub.add_parser("audit", help="audit trail tools")
@@ -59,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(partner_cli.run(settings, args))
     if args.command == "audit":
         return asyncio.run(_verify_audit(settings))
+    if args.command == "migrate":
+        return asyncio.run(_migrate(settings))
     if args.command == "purge":
         return asyncio.run(purge_cli.run(settings, args))
     if args.command == "role":
@@ -90,11 +93,25 @@ async def _run(settings: Settings) -> int:
     return 0
 
 
+async def _migrate(settings: Settings) -> int:
+    """A step of its own, so the migration role's credentials can be given to it alone and
+    the running bot, which finds the schema current, never holds them."""
+    from storage.db import SCHEMA_HEAD, Database
+
+    db = Database(settings.database.url, settings.database.migrate_url)
+    try:
+        await db.migrate()
+    finally:
+        await db.close()
+    print(f"database schema at {SCHEMA_HEAD}")
+    return 0
+
+
 async def _verify_audit(settings: Settings) -> int:
     from storage import audit
     from storage.db import Database
 
-    db = Database(settings.database.url)
+    db = Database(settings.database.url, settings.database.migrate_url)
     try:
         await db.migrate()
         async with db.transaction() as session:

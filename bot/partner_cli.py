@@ -46,7 +46,7 @@ def _webhook_url(text: str) -> str:
 
 
 async def run(settings: Settings, args: argparse.Namespace) -> int:
-    db = Database(settings.database.url)
+    db = Database(settings.database.url, settings.database.migrate_url)
     actor = f"cli:{getpass.getuser()}"
     try:
         await db.migrate()

@@ -139,7 +139,7 @@ class _Purge:
 
 
 async def run(settings: Settings, args: argparse.Namespace) -> int:
-    db = Database(settings.database.url)
+    db = Database(settings.database.url, settings.database.migrate_url)
     try:
         await db.migrate()
         purge = _Purge(settings, db, args.dry_run)

@@ -132,7 +132,7 @@ async def _announce(
 
 
 async def run(settings: Settings, args: argparse.Namespace) -> int:
-    db = Database(settings.database.url)
+    db = Database(settings.database.url, settings.database.migrate_url)
     actor = f"cli:{getpass.getuser()}"
     now = datetime.now(UTC)
     verb = args.role_command

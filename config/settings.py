@@ -25,6 +25,8 @@ from pydantic import (
     field_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 USER_ID_RE = re.compile(r"^@[a-z0-9._=\-/+]+:[A-Za-z0-9.\-]+(:\d{1,5})?$")
 # Room version 12 IDs carry no server part ("!<hash>"); aliases always do.
@@ -141,6 +143,38 @@ class DatabaseSettings(Section):
             "sqlite+aiosqlite:///data/aegis.db or postgresql+asyncpg://user@host/aegis",
         ),
     ] = "sqlite+aiosqlite:///data/aegis.db"
+    # PostgreSQL only: migrations run as this role, which then grants the role of `url` what
+    # the bot needs (storage/grants.py). Without it, `url`'s role migrates, as before.
+    migrate_url: Annotated[
+        str | None,
+        _shaped(
+            r"^postgresql\+asyncpg://",
+            "postgresql+asyncpg://owner@host/aegis (PostgreSQL only)",
+        ),
+    ] = None
+
+    @field_validator("migrate_url")
+    @classmethod
+    def _same_database(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """Migrating another database than the one the bot uses would leave the bot's behind;
+        only the role (user and password) may differ."""
+        url = info.data.get("url")
+        if value is None or url is None:
+            return value
+        if not url.startswith("postgresql+asyncpg://"):
+            raise ValueError("needs database.url on PostgreSQL too (SQLite has no roles)")
+        if _database_name(value) != _database_name(url):
+            raise ValueError(
+                f"must name the database of database.url ({_database_name(url)!r}), as another role"
+            )
+        return value
+
+
+def _database_name(url: str) -> str | None:
+    try:
+        return make_url(url).database
+    except ArgumentError:
+        return None  # the URL's own check reports it
 
 
 class BotSettings(Section):

@@ -18,6 +18,9 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.pool import NullPool
+
+from storage.grants import grant_runtime
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # The newest revision under migrations/versions (a test holds it to alembic's own answer).
@@ -32,8 +35,10 @@ class Database:
     sleeps of 1 to 100 ms, so two of our own tasks meeting on the file lock (the sync loop
     and the sender, at every reply) would cost milliseconds each time for nothing."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, migrate_url: str | None = None) -> None:
         self.url = url
+        # PostgreSQL only: the role that owns the schema, when the bot runs as another one.
+        self.migrate_url = migrate_url
         parsed = make_url(url)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
         if self.is_sqlite and parsed.database and parsed.database != ":memory:":
@@ -71,13 +76,30 @@ class Database:
 
     async def migrate(self) -> None:
         """Upgrades to the newest schema. A database already there is recognised with one
-        query, so an ordinary start neither imports alembic nor keeps it in memory."""
+        query, so an ordinary start neither imports alembic nor keeps it in memory.
+
+        With a migration URL, the upgrade runs on a connection of its own as that role,
+        which then grants the runtime role (the one of `url`) what it needs (storage/grants.py):
+        at every call, so a schema made before the roles were split is brought in line."""
+        if self.migrate_url and not self.is_sqlite:
+            await self._migrate_as_owner(self.migrate_url)
+            return
         async with self.snapshot() as session:
             connection = await session.connection()
             if await connection.run_sync(schema_revision) == SCHEMA_HEAD:
                 return
         async with self.engine.begin() as conn:
             await conn.run_sync(_upgrade)
+
+    async def _migrate_as_owner(self, migrate_url: str) -> None:
+        async with self.snapshot() as session:
+            runtime_role = str(await session.scalar(text("SELECT current_user")))
+        owner = create_async_engine(migrate_url, poolclass=NullPool, hide_parameters=True)
+        try:
+            async with owner.begin() as conn:
+                await conn.run_sync(_upgrade_and_grant, runtime_role)
+        finally:
+            await owner.dispose()
 
     async def ping(self) -> None:
         """A readiness probe must not queue for the write lock behind a busy writer."""
@@ -92,6 +114,13 @@ def schema_revision(connection: Connection) -> str | None:
     if not inspect(connection).has_table("alembic_version"):
         return None
     return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
+def _upgrade_and_grant(connection: Connection, runtime_role: str) -> None:
+    if schema_revision(connection) != SCHEMA_HEAD:
+        _upgrade(connection)
+    if connection.execute(text("SELECT current_user")).scalar_one() != runtime_role:
+        grant_runtime(connection, runtime_role)
 
 
 def _upgrade(connection: Connection) -> None:

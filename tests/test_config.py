@@ -435,3 +435,42 @@ def test_a_bad_key_in_the_overrides_is_reported_with_the_file_it_came_from(
     result = aegis("check-config", "-c", str(base), "-c", str(broken))
     assert result.returncode == EXIT_BAD_CONFIG
     assert str(broken) in result.stderr.splitlines()[0]
+
+
+# --- database.migrate_url ---------------------------------------------------------------
+
+PG_APP = "postgresql+asyncpg://aegis_app:pw@db.example.org/aegis"
+PG_OWNER = "postgresql+asyncpg://aegis_owner:pw@db.example.org/aegis"
+
+
+def test_migrate_url_is_optional_and_comes_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_yaml(
+        tmp_path / "a.yaml", minimal_config(password="pw") | {"database": {"url": PG_APP}}
+    )
+    assert load_settings(path).database.migrate_url is None  # an older config: as before
+    monkeypatch.setenv("AEGIS_DATABASE__MIGRATE_URL", PG_OWNER)
+    assert load_settings(path).database.migrate_url == PG_OWNER
+
+
+@pytest.mark.parametrize(
+    ("url", "migrate_url", "reason"),
+    [
+        ("sqlite+aiosqlite:///data/aegis.db", PG_OWNER, "SQLite has no roles"),
+        (PG_APP, "sqlite+aiosqlite:///data/aegis.db", "PostgreSQL only"),
+        (
+            PG_APP,
+            "postgresql+asyncpg://aegis_owner:pw@db.example.org/other",
+            "must name the database of database.url",
+        ),
+    ],
+)
+def test_a_migrate_url_that_cannot_migrate_the_bots_database_is_refused(
+    tmp_path: Path, url: str, migrate_url: str, reason: str
+) -> None:
+    data = minimal_config(password="pw") | {"database": {"url": url, "migrate_url": migrate_url}}
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write_yaml(tmp_path / "a.yaml", data))
+    [problem] = caught.value.problems
+    assert problem.startswith("database.migrate_url:") and reason in problem, problem

@@ -9,11 +9,14 @@ import json
 import re
 import sys
 import tomllib
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -61,16 +64,85 @@ def test_default_command_is_a_valid_cli_invocation_reading_the_volume() -> None:
     assert "/data" in last("VOLUME")
 
 
-def test_two_stages_on_python_311_slim_and_a_non_root_user() -> None:
+PYTHON_IMAGE = re.compile(r"^python:3\.11\.\d+-slim-bookworm(@sha256:[0-9a-f]{64})?$")
+
+
+def test_two_stages_on_one_exact_python_311_slim_and_a_non_root_user() -> None:
     stages = [rest for kw, rest in dockerfile_instructions() if kw == "FROM"]
     assert len(stages) == 2
-    assert all(stage.split()[0] == "python:3.11-slim" for stage in stages)
+    images = {stage.split()[0] for stage in stages}
+    assert len(images) == 1 and PYTHON_IMAGE.match(images.pop()), stages
     assert last("USER") == "aegis"
-    runtime = dockerfile_instructions()
-    runtime = runtime[max(i for i, (kw, _) in enumerate(runtime) if kw == "FROM") :]
-    runs = " ".join(rest for kw, rest in runtime if kw == "RUN")
+    runs = " ".join(rest for kw, rest in runtime_stage() if kw == "RUN")
     assert "--no-index" in runs and "aegis" in runs  # installs the built wheel, not the source
-    assert not any(kw in ("COPY", "ADD") for kw, _ in runtime)  # no source tree in the image
+    assert not any(kw in ("COPY", "ADD") for kw, _ in runtime_stage())  # no source tree
+
+
+def runtime_stage() -> list[tuple[str, str]]:
+    instructions = dockerfile_instructions()
+    return instructions[max(i for i, (kw, _) in enumerate(instructions) if kw == "FROM") :]
+
+
+def lock_pins(name: str = "requirements.lock") -> dict[str, tuple[str, list[str]]]:
+    """A lock file as {normalised name: (version, hashes)}."""
+    text = re.sub(r"\\\n", " ", (REPO / name).read_text())
+    pins = {}
+    for line in text.splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            requirement, *options = line.split()
+            name, _, version = requirement.partition("==")
+            hashes = [o.removeprefix("--hash=") for o in options if o.startswith("--hash=")]
+            pins[canonicalize_name(name)] = (version, hashes)
+    return pins
+
+
+def test_the_image_installs_the_lock_with_hashes_and_nothing_else() -> None:
+    """Every dependency comes from requirements.lock, checked against its hashes; Aegis
+    itself is installed without resolving anything (--no-deps), so nothing unpinned or
+    unchecked can slip in, and the build stage builds only Aegis's own wheel."""
+    runs = [rest for kw, rest in runtime_stage() if kw == "RUN"]
+    [install] = [run for run in runs if "requirements.lock" in run]
+    assert "source=requirements.lock,target=/tmp/requirements.lock" in install
+    dependencies, aegis = install.split("&&")
+    assert "--require-hashes" in dependencies.split() and "--no-deps" in dependencies.split()
+    assert "-r /tmp/requirements.lock" in dependencies
+    assert "--no-deps" in aegis.split() and "--no-index" in aegis.split()
+    # The build stage builds Aegis alone, with the hashed build backend of its own lock.
+    build = next(rest for kw, rest in dockerfile_instructions() if kw == "RUN")
+    backend, wheel = build.split("&&")
+    assert {"--require-hashes", "--no-deps", "requirements-build.lock"} <= set(backend.split())
+    assert "pip wheel" in wheel and {"--no-deps", "--no-build-isolation"} <= set(wheel.split())
+    build_pins = lock_pins("requirements-build.lock")
+    for requirement in map(Requirement, pyproject()["build-system"]["requires"]):
+        version, hashes = build_pins[canonicalize_name(requirement.name)]
+        assert requirement.specifier.contains(version) and hashes, requirement
+    allowed = (REPO / ".dockerignore").read_text().splitlines()
+    assert {"!requirements.lock", "!requirements-build.lock"} <= set(allowed)
+
+
+def test_the_lock_pins_with_hashes_every_runtime_dependency_and_theirs() -> None:
+    """Everything `pip install .` would bring on Linux with Python 3.11, extras included
+    (found through the installed packages' own metadata), is pinned in requirements.lock to a
+    version pyproject.toml accepts, with sha256 hashes; and nothing else is."""
+    pins = lock_pins()
+    assert all(version and hashes for version, hashes in pins.values()), "unpinned or unhashed"
+    assert all(h.startswith("sha256:") for _, hashes in pins.values() for h in hashes)
+    needed: set[str] = set()
+    expanded: set[tuple[str, str]] = set()
+    todo = [(Requirement(r), "") for r in pyproject()["project"]["dependencies"]]
+    while todo:
+        requirement, extra = todo.pop()
+        if requirement.marker and not requirement.marker.evaluate({"extra": extra}):
+            continue
+        name = canonicalize_name(requirement.name)
+        assert name in pins, f"{requirement} is not in requirements.lock"
+        assert requirement.specifier.contains(pins[name][0], prereleases=True), requirement
+        needed.add(name)
+        for wanted in ("", *requirement.extras):
+            if (name, wanted) not in expanded:
+                expanded.add((name, wanted))
+                todo += [(Requirement(r), wanted) for r in metadata.requires(name) or []]
+    assert set(pins) == needed, "requirements.lock holds packages nothing needs"
 
 
 def test_dockerignore_lets_through_every_packaged_directory() -> None:
@@ -151,11 +223,11 @@ async def test_the_healthcheck_passes_against_a_live_bot_server_and_fails_withou
 
 def test_compose_runs_synapse_postgres_and_aegis_the_way_the_image_expects() -> None:
     services = compose()["services"]
-    assert set(services) == {"synapse", "postgres", "aegis"}
+    assert set(services) == {"synapse", "postgres", "aegis-migrate", "aegis"}
     assert services["synapse"]["image"].startswith("matrixdotorg/synapse:")
 
     postgres = services["postgres"]
-    assert postgres["image"] == "postgres:16"
+    assert postgres["image"].startswith("postgres:16.")
     assert any(v.endswith(":/var/lib/postgresql/data") for v in postgres["volumes"])
     assert "pg_isready" in " ".join(postgres["healthcheck"]["test"])
 
@@ -192,9 +264,65 @@ def test_compose_environment_names_real_settings_and_reaches_postgres(
     for name, raw in environment.items():
         monkeypatch.setenv(name, re.sub(r"\$\{(\w+)(:[?-][^}]*)?\}", r"secret-\1", str(raw)))
     settings = load_settings(REPO / "config" / "example.yaml")
-    assert settings.database.url.startswith("postgresql+asyncpg://aegis:secret-")
+    assert settings.database.url.startswith("postgresql+asyncpg://aegis_app:secret-")
+    assert settings.database.migrate_url is None  # the bot never holds the owner's password
     assert settings.database.url.endswith("@postgres:5432/aegis")
     assert settings.http.listen == "0.0.0.0:8080"
     assert str(settings.matrix.store_path).startswith("/data/")
     assert settings.matrix.homeserver.rstrip("/") == "http://synapse:8008"
     assert settings.matrix.password is not None
+
+
+# --- exact base images, and the database roles of the stack --------------------------------
+
+
+def test_base_images_carry_exact_tags_and_synapse_is_the_tested_version() -> None:
+    """A moving tag (python:3.11-slim, postgres:16, latest) would change what runs without
+    a change here; a digest (@sha256:...) may follow the tag (docs/operations.md)."""
+    makefile = (REPO / "Makefile").read_text()
+    synapse_version = re.search(r"^SYNAPSE_VERSION := (\S+)$", makefile, re.M)
+    assert synapse_version
+    digest = r"(@sha256:[0-9a-f]{64})?$"
+    exact = {
+        "postgres": re.compile(r"^postgres:16\.\d+-bookworm" + digest),
+        "synapse": re.compile(rf"^matrixdotorg/synapse:v{re.escape(synapse_version[1])}" + digest),
+    }
+    services = compose()["services"]
+    for name, pattern in exact.items():
+        assert pattern.match(services[name]["image"]), services[name]["image"]
+    # The rest are built here, from the Dockerfile's exact python image.
+    assert all("build" in s for n, s in services.items() if n not in exact)
+
+
+def test_compose_gives_aegis_and_synapse_their_own_non_superuser_roles() -> None:
+    """The bot runs as aegis_app, which owns nothing; aegis-migrate, as aegis_owner, upgrades
+    the schema before it; Synapse has its own role; none of them is PostgreSQL's superuser,
+    and the init script that makes them is the one PostgreSQL runs on its first start."""
+    from sqlalchemy.engine import make_url
+
+    services = compose()["services"]
+    init = "./deploy/postgres-init.sql"
+    assert any(
+        v.startswith(f"{init}:/docker-entrypoint-initdb.d/")
+        for v in services["postgres"]["volumes"]
+    )
+    assert "POSTGRES_USER" not in services["postgres"]["environment"]  # the superuser: postgres
+    script = (REPO / init).read_text()
+    created = dict(re.findall(r"^CREATE ROLE (\w+) (.*);$", script, re.M))
+    assert set(created) == {"aegis_owner", "aegis_app", "synapse"}
+    assert all("NOSUPERUSER" in a and "NOCREATEROLE" in a for a in created.values())
+    assert "CREATE DATABASE aegis OWNER aegis_owner" in script
+    assert "CREATE DATABASE synapse OWNER synapse" in script
+
+    def user(url: str) -> str | None:
+        return make_url(re.sub(r"\$\{[^}]*\}", "pw", url)).username
+
+    bot, migrate = services["aegis"], services["aegis-migrate"]
+    assert user(bot["environment"]["AEGIS_DATABASE__URL"]) == "aegis_app"
+    assert "AEGIS_DATABASE__MIGRATE_URL" not in bot["environment"]
+    assert user(migrate["environment"]["AEGIS_DATABASE__URL"]) == "aegis_app"
+    assert user(migrate["environment"]["AEGIS_DATABASE__MIGRATE_URL"]) == "aegis_owner"
+    assert bot["depends_on"]["aegis-migrate"]["condition"] == "service_completed_successfully"
+    from bot.cli import _parser
+
+    assert _parser().parse_args(migrate["command"]).command == "migrate"

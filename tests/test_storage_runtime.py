@@ -10,6 +10,7 @@ from sqlalchemy import text
 from storage import audit, outbox, runtime
 from storage.db import Database
 from storage.store import Store
+from tests.support.databases import insider
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
@@ -111,7 +112,7 @@ async def test_audit_chain_verifies_and_detects_tampering(database: Database) ->
     async with database.transaction() as s:
         result = await audit.verify(s)
     assert result.ok and result.checked == 5
-    async with database.transaction() as s:
+    async with insider(database) as s:
         await s.execute(text("UPDATE audit_log SET actor = '@mallory:x' WHERE seq = 3"))
     async with database.transaction() as s:
         result = await audit.verify(s)
@@ -121,7 +122,7 @@ async def test_audit_chain_verifies_and_detects_tampering(database: Database) ->
 async def test_audit_detects_a_deleted_row(database: Database) -> None:
     for n in range(4):
         await _append(database, n)
-    async with database.transaction() as s:
+    async with insider(database) as s:
         await s.execute(text("DELETE FROM audit_log WHERE seq = 2"))
     async with database.transaction() as s:
         result = await audit.verify(s)

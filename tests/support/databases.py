@@ -3,6 +3,7 @@ AEGIS_TEST_DATABASE_URL names one (CI always sets it, so a missing server fails,
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
@@ -10,7 +11,9 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db import Database
 
@@ -68,3 +71,16 @@ def pg_required() -> Iterator[None]:
     if os.environ.get("CI") and not PG_URL:
         pytest.fail("CI must set AEGIS_TEST_DATABASE_URL")
     yield
+
+
+@contextlib.asynccontextmanager
+async def insider(db: Database) -> AsyncIterator[AsyncSession]:
+    """A transaction of someone who owns the schema and tampers with the audit trail: on
+    PostgreSQL they first switch off its guard (migration 0018), as an owner may and the
+    runtime role may not (tests/test_pg_roles.py), then back on."""
+    async with db.transaction() as session:
+        if not db.is_sqlite:
+            await session.execute(text("ALTER TABLE audit_log DISABLE TRIGGER USER"))
+        yield session
+        if not db.is_sqlite:
+            await session.execute(text("ALTER TABLE audit_log ENABLE TRIGGER USER"))

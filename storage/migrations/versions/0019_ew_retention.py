@@ -3,14 +3,14 @@ was purged (`retention.early_warning_days`, `aegis purge`). The rows stay as tom
 the IDs that others name (warnings name their report, deliveries their webhook) still resolve.
 
 Revision ID: 0019_ew_retention
-Revises: 0015_edits
+Revises: 0018_audit_guard
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0019_ew_retention"
-down_revision = "0015_edits"
+down_revision = "0018_audit_guard"
 branch_labels = None
 depends_on = None
 

@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import bot
-from bot import partner_cli, purge_cli, role_cli
-from config import ConfigError, Settings, add_config_option, load_settings
+from bot import audit_cli, partner_cli, purge_cli, role_cli
+from config import ConfigError, Settings, add_config_option, audit_key, load_settings
 
 EXIT_BAD_CONFIG = 2
 EXIT_LEADERSHIP_LOST = 3
@@ -25,12 +25,7 @@ def _parser() -> argparse.ArgumentParser:
         ("check-config", "validate a config file and list every problem"),
     ):
         add_config_option(sub.add_parser(name, help=text))
-    audit = sub.add_parser("audit", help="audit trail tools")
-    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
-    verify = audit_sub.add_parser(
-        "verify", help="check the hash chain; names the first broken entry"
-    )
-    add_config_option(verify)
+    audit_cli.add_parser(sub)
     partner_cli.add_parser(sub)
     purge_cli.add_parser(sub)
     role_cli.add_parser(sub)
@@ -50,13 +45,23 @@ def main(argv: list[str] | None = None) -> int:
     settings = _load(args.config)
     if settings is None:
         return EXIT_BAD_CONFIG
+    try:
+        return _command(settings, args)
+    except ConfigError as exc:  # the audit key: read only when a command needs it
+        print(exc.report(), file=sys.stderr)
+        return EXIT_BAD_CONFIG
+
+
+def _command(settings: Settings, args: argparse.Namespace) -> int:
     if args.command == "check-config":
+        if settings.audit.key_file is not None:
+            audit_key(settings)  # a key file that cannot be used stops the start: say so now
         print(f"{' + '.join(map(str, args.config))}: configuration is valid")
         return 0
     if args.command == "partner":
         return asyncio.run(partner_cli.run(settings, args))
     if args.command == "audit":
-        return asyncio.run(_verify_audit(settings))
+        return asyncio.run(audit_cli.run(settings, args))
     if args.command == "purge":
         return asyncio.run(purge_cli.run(settings, args))
     if args.command == "role":
@@ -67,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
 async def _run(settings: Settings) -> int:
     from bot.app import Aegis
     from bot.logs import configure
+    from storage.audit import AuditKeyMismatch
     from storage.leader import LeadershipLost
 
     configure(settings.logging.level, settings.logging.json_format)
@@ -77,23 +83,7 @@ async def _run(settings: Settings) -> int:
     except LeadershipLost:
         # Another instance is active now; a supervisor restarts this one as its standby.
         return EXIT_LEADERSHIP_LOST
+    except AuditKeyMismatch as exc:
+        print(f"audit.key: {exc}", file=sys.stderr)
+        return EXIT_BAD_CONFIG
     return 0
-
-
-async def _verify_audit(settings: Settings) -> int:
-    from storage import audit
-    from storage.db import Database
-
-    db = Database(settings.database.url)
-    try:
-        await db.migrate()
-        async with db.transaction() as session:
-            result = await audit.verify(session)
-    finally:
-        await db.close()
-    if result.ok:
-        noun = "entry" if result.checked == 1 else "entries"
-        print(f"audit trail intact: {result.checked} {noun} verified")
-        return 0
-    print(f"audit trail BROKEN at entry {result.first_broken}: {result.reason}", file=sys.stderr)
-    return 1

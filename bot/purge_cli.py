@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import bot
 from bot.app import access_policy, policy
 from commands.formatting import count, when
-from config import Settings, add_config_option
+from config import Settings, add_config_option, audit_key
 from storage.db import Database
 from storage.store import Store
 from workflow import RuntimeInfo, Workflow
@@ -43,7 +43,7 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
     access, rules = access_policy(settings), policy(settings)
     tz = rules.timezone
     info = RuntimeInfo(bot.__version__, now)
-    db = Database(settings.database.url)
+    db = Database(settings.database.url, audit_key(settings))
     purged = 0
     try:
         await db.migrate()

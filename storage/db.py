@@ -21,8 +21,10 @@ from sqlalchemy.ext.asyncio import (
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # The newest revision under migrations/versions (a test holds it to alembic's own answer).
-SCHEMA_HEAD = "0015_edits"
+SCHEMA_HEAD = "0017_keyed_audit"
 _READ_ONLY = "aegis_read_only"
+# Session.info key under which the audit chain's key reaches storage/audit.py.
+AUDIT_KEY = "aegis_audit_key"
 
 
 class Database:
@@ -32,7 +34,10 @@ class Database:
     sleeps of 1 to 100 ms, so two of our own tasks meeting on the file lock (the sync loop
     and the sender, at every reply) would cost milliseconds each time for nothing."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, audit_key: bytes | None = None) -> None:
+        """`audit_key` signs the audit chain (config/audit_key.py); every session carries
+        it, so the workflow appends entries without ever seeing it. Without it the
+        database can be read, but an audit entry cannot be written."""
         self.url = url
         parsed = make_url(url)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
@@ -48,7 +53,8 @@ class Database:
             _serialise_sqlite_writers(self.engine)
         else:
             _classify_outages(self.engine)
-        self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        info = {} if audit_key is None else {AUDIT_KEY: audit_key}
+        self._sessions = async_sessionmaker(self.engine, expire_on_commit=False, info=info)
         self._writer = asyncio.Lock() if self.is_sqlite else contextlib.nullcontext()
 
     @asynccontextmanager

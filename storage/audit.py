@@ -185,13 +185,23 @@ async def _keyed_head(session: AsyncSession, key: bytes, at: datetime) -> tuple[
     payload = _entry_payload(last)
     if hmac.compare_digest(_signed(key, payload), last.hash):
         return last.seq, last.hash
-    if _unkeyed(payload) != last.hash:
+    if _unkeyed(payload) != last.hash and await _ever_keyed(session):
         raise AuditKeyMismatch(last.seq)
+    # An unkeyed chain, intact or already broken before the key: `verify` reports the break.
     checkpoint = AuditRecord(
         SYSTEM, "system", REKEY, "audit", "", {"head_seq": last.seq, "head_hash": last.hash}
     )
     seq = last.seq + 1
     return seq, _add(session, key, checkpoint, seq, last.hash, at)
+
+
+async def _ever_keyed(session: AsyncSession) -> bool:
+    """Whether a key already signed this chain: keyed entries have salts, and a carried-over
+    chain its rekey entry. An unkeyed chain has neither."""
+    if await session.scalar(select(AuditSalt.seq).limit(1)) is not None:
+        return True
+    rekeyed = select(AuditEntry.seq).where(AuditEntry.action == REKEY).limit(1)
+    return await session.scalar(rekeyed) is not None
 
 
 async def _lock(session: AsyncSession) -> None:

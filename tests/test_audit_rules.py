@@ -158,3 +158,18 @@ def test_a_bad_key_stops_the_start_naming_the_file_the_key_and_the_reason(
     with pytest.raises(ConfigError) as unreadable:
         audit_key(missing)
     assert "nowhere" in unreadable.value.report() and "cannot read" in unreadable.value.report()
+
+
+def test_the_cli_refuses_an_unusable_key_file_with_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bot.cli import EXIT_BAD_CONFIG, main
+
+    key_file = tmp_path / "audit.secret"
+    key_file.write_text("not long enough")
+    config = str(_config(tmp_path, {"key_file": str(key_file)}))
+    assert main(["check-config", "-c", config]) == EXIT_BAD_CONFIG
+    assert main(["audit", "verify", "-c", config, "--offline"]) == EXIT_BAD_CONFIG
+    err = capsys.readouterr().err
+    assert err.count(f"{key_file}: invalid configuration") == 2
+    assert "audit.key_file: the audit key must have at least 32 characters" in err

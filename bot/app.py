@@ -333,6 +333,8 @@ class Aegis:
             await asyncio.wait_for(self._sent(f"{REF_PREFIX}{checkpoint.seq}"), SHUTDOWN_FLUSH)
         except TimeoutError:
             log.warning("audit checkpoint not sent before shutdown; it goes at the next start")
+        except INFRASTRUCTURE_ERRORS as exc:
+            log.warning("audit checkpoint not confirmed: database unavailable: %r", exc)
         finally:
             flushed.set()
             await drain

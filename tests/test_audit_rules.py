@@ -173,3 +173,15 @@ def test_the_cli_refuses_an_unusable_key_file_with_exit_2(
     err = capsys.readouterr().err
     assert err.count(f"{key_file}: invalid configuration") == 2
     assert "audit.key_file: the audit key must have at least 32 characters" in err
+
+
+def test_checkpoints_go_to_the_audit_room_which_is_joined_but_never_commanded() -> None:
+    from bot.pipeline import Rooms
+    from commands.replies import RoomKey
+
+    configured = {key: f"!{key.value}:x" for key in RoomKey}
+    without = Rooms(configured)
+    assert without.checkpoints == "!coordination:x" and not without.joins("!audit:x")
+    with_room = Rooms(configured, "!audit:x")
+    assert with_room.checkpoints == "!audit:x"
+    assert with_room.joins("!audit:x") and not with_room.known("!audit:x")

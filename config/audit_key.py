@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import tempfile
 from pathlib import Path
 
 from config.loader import ConfigError
@@ -65,20 +66,27 @@ def _read(path: Path, key: str) -> bytes:
 
 
 def _generate(path: Path) -> bytes:
-    """Created exclusively with mode 0600: two instances starting at once cannot each write
-    a key of their own, and no other local user can read it."""
+    """Written to a 0600 temporary file, then linked into place: a crash never leaves a
+    half-written key, two instances starting at once cannot each keep a key of their own
+    (the link fails for the second, which reads the first's), and no other local user can
+    read it."""
     key = secrets.token_urlsafe(48)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd, tmp = tempfile.mkstemp(prefix=".audit-key-", dir=path.parent)  # mode 0600
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(key + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(tmp, path)
+        finally:
+            os.unlink(tmp)
     except FileExistsError:
         return _read(path, "audit.key (generated)")
     except OSError as exc:
-        raise ConfigError(
-            path, [f"audit.key: cannot create the key file: {exc.strerror}"]
-        ) from None
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(key + "\n")
+        problem = f"audit.key: cannot create the key file: {exc.strerror}"
+        raise ConfigError(path, [problem]) from None
     log.warning(
         "no audit.key configured: generated %s (mode 0600). Back it up apart from the "
         "database: without it the audit trail cannot be verified (docs/operations.md)",

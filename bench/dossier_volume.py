@@ -28,6 +28,9 @@ from tests.support.chat import Chat
 from tests.support.databases import create_pg_database, drop_pg_database
 from tests.support.seed import seed_dossiers
 
+# Signs the audit entries the benchmark's commands write (a real bot reads audit.key).
+BENCH_AUDIT_KEY = b"bench-audit-key-0123456789abcdef0123456789"
+
 READER = "@reader:aegis.test"
 COMMANDS = {
     "ping (floor)": "!ping",
@@ -52,7 +55,7 @@ def machine() -> dict[str, object]:
 
 
 async def measure(url: str, rounds: int) -> dict[str, dict[str, float]]:
-    db = Database(url)
+    db = Database(url, BENCH_AUDIT_KEY)
     await db.migrate()
     await seed_dossiers(db, dossiers=10_000, assessments=50_000)
     chat = Chat(db, {READER: {Role.POLICE}})

@@ -56,6 +56,9 @@ from tests.support.rooms import make_audience, rooms_with
 from tests.support.seed import seed_dossiers
 from workflow import RuntimeInfo
 
+# Signs the audit entries the benchmark's commands write (a real bot reads audit.key).
+BENCH_AUDIT_KEY = b"bench-audit-key-0123456789abcdef0123456789"
+
 GOAL_MS = 20.0
 USER = "@bench:aegis.test"
 EXAMPLE_CONFIG = Path(__file__).resolve().parents[1] / "config" / "example.yaml"
@@ -137,7 +140,7 @@ def stats(samples: list[float]) -> dict[str, float]:
 async def measure(
     url: str, rounds: int, budget: float, only: list[str] | None = None
 ) -> dict[str, object]:
-    db = Database(url)
+    db = Database(url, BENCH_AUDIT_KEY)
     await db.migrate()
     await seed_dossiers(db, dossiers=10_000, assessments=50_000)
     async with db.transaction() as session:

@@ -29,6 +29,9 @@ from tests.support.chat import START, Chat
 from tests.support.databases import create_pg_database, drop_pg_database
 from tests.support.measure_seed import seed_measures
 
+# Signs the audit entries the benchmark's commands write (a real bot reads audit.key).
+BENCH_AUDIT_KEY = b"bench-audit-key-0123456789abcdef0123456789"
+
 READER = "@reader:aegis.test"
 RESULTS = Path(__file__).parent / "results"
 GOAL_MS = 300.0
@@ -55,7 +58,7 @@ async def timed(run: Callable[[], Awaitable[object]], rounds: int) -> dict[str, 
 
 
 async def measure(url: str, rounds: int, measures: int) -> dict[str, object]:
-    db = Database(url)
+    db = Database(url, BENCH_AUDIT_KEY)
     await db.migrate()
     await seed_measures(db, START, measures)
     chat = Chat(db, {READER: {Role.POLICE}})

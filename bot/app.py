@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 import bot
 from bot import at_rest
+from bot.anchor import REF_PREFIX, Anchor
 from bot.audience import Audience
 from bot.backoff import Backoff, sleep_unless_stopped
 from bot.calendar_feed import CalendarFeed
@@ -25,7 +26,7 @@ from bot.intake.form import ReportForm
 from bot.intake.service import Intake
 from bot.login import login, make_client
 from bot.metrics import Metrics
-from bot.pipeline import Pipeline, Rooms
+from bot.pipeline import INFRASTRUCTURE_ERRORS, Pipeline, Rooms
 from bot.reconcile import reconcile_prompts
 from bot.scheduler import Scheduler
 from bot.sender import ROOM_POLL, ROOM_WAIT, Sender
@@ -34,18 +35,23 @@ from bot.web import Routes, WebServer
 from bot.webhooks import WebhookPolicy, WebhookSender
 from commands import Dispatcher, registry
 from commands.replies import RoomKey
-from config import Settings
+from config import Settings, audit_key
 from config.key_files import store_key
+from storage import audit, outbox
 from storage.db import Database
 from storage.leader import Leadership, LeadershipLost
 from storage.store import Store
 from workflow import AccessPolicy, Policy, RuntimeInfo, Workflow
 from workflow.access import Data
+from workflow.anchoring import AnchorPolicy
 from workflow.clock import Clock, SystemClock
 from workflow.early_warning import EarlyWarningPolicy
 from workflow.meetings import meeting_specs
 
 log = logging.getLogger(__name__)
+
+# How long a stopping bot waits for its last audit checkpoint to be sent.
+SHUTDOWN_FLUSH = 10.0
 
 
 def access_policy(settings: Settings) -> AccessPolicy:
@@ -61,19 +67,23 @@ def access_policy(settings: Settings) -> AccessPolicy:
 
 async def resolve_rooms(client: AsyncClient, settings: Settings, stop: asyncio.Event) -> Rooms:
     """Aliases become room IDs once at start; the homeserver may still be coming up."""
-    by_key: dict[RoomKey, str] = {}
+    by_key = {
+        key: await resolve_room(client, getattr(settings.rooms, key.value), stop) for key in RoomKey
+    }
+    audit = settings.rooms.audit
+    return Rooms(by_key, None if audit is None else await resolve_room(client, audit, stop))
+
+
+async def resolve_room(client: AsyncClient, ref: str, stop: asyncio.Event) -> str:
     backoff = Backoff(first=1, cap=30)
-    for key in RoomKey:
-        ref = getattr(settings.rooms, key.value)
-        while not ref.startswith("!") and not stop.is_set():
-            answer = await client.room_resolve_alias(ref)
-            if isinstance(answer, RoomResolveAliasResponse):
-                ref = answer.room_id
-            else:
-                log.warning("cannot resolve %s yet: %s", ref, answer)
-                await backoff.wait(stop)
-        by_key[key] = ref
-    return Rooms(by_key)
+    while not ref.startswith("!") and not stop.is_set():
+        answer = await client.room_resolve_alias(ref)
+        if isinstance(answer, RoomResolveAliasResponse):
+            ref = answer.room_id
+        else:
+            log.warning("cannot resolve %s yet: %s", ref, answer)
+            await backoff.wait(stop)
+    return ref
 
 
 def policy(settings: Settings) -> Policy:
@@ -111,7 +121,12 @@ class Aegis:
         self.clock = clock or SystemClock()
         self.stop = asyncio.Event()
         self.store_key = store_key(settings.matrix)  # first: an unusable key file stops here
-        self.db = Database(settings.database.url, settings.database.migrate_url)
+        # Generated on a first start without one (config/audit_key.py); a bad one stops here.
+        self.db = Database(
+            settings.database.url,
+            audit_key(settings, create=True),
+            migrate_url=settings.database.migrate_url,
+        )
         if self.store_key.generated:
             log.warning(
                 "matrix.store_key is not set: generated a random key for the E2EE store in %s "
@@ -163,6 +178,9 @@ class Aegis:
     async def _run_active(self) -> None:
         await asyncio.to_thread(at_rest.prepare, self.settings, self.store_key)
         await self.db.migrate()
+        # Refuses a key that did not sign the chain; carries an unkeyed chain over.
+        async with self.db.transaction() as session:
+            await audit.seal(session, self.clock.now())
         # Up before login: health answers, and partners' reports are taken in and kept
         # while the homeserver is unreachable.
         parts: list[Routes] = [
@@ -243,7 +261,19 @@ class Aegis:
         # wait for that sync's events to be handled, so a backlog is answered as it is read.
         await _until(self.connected, sync_task)
         send_task = asyncio.create_task(sender.run(), name="sender")
-        self.scheduler = Scheduler(pipeline, self.stop, self.metrics, schedule_changed)
+        audit_settings = self.settings.audit
+        anchor = Anchor(
+            self.db,
+            rooms.checkpoints,
+            AnchorPolicy(
+                audit_settings.checkpoint_every,
+                timedelta(minutes=audit_settings.checkpoint_minutes),
+            ),
+            self.clock.now(),
+        )
+        self.scheduler = Scheduler(
+            pipeline, self.stop, self.metrics, schedule_changed, anchor=anchor
+        )
         tasks = {
             sync_task,
             send_task,
@@ -267,6 +297,7 @@ class Aegis:
         finally:
             self.stop.set()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await self._checkpoint_at_shutdown(anchor, audience)
             if self.web is not None:
                 await self.web.stop()
             await self.client.close()
@@ -298,6 +329,37 @@ class Aegis:
                 if rooms.known(room_id) or await store.dossier_for_room(room_id) is not None:
                     await audience.warn_unencrypted(session, room_id)
         wake_sender()
+
+    async def _checkpoint_at_shutdown(self, anchor: Anchor, audience: Audience) -> None:
+        """The head at shutdown is anchored too, so rows removed while the bot was down
+        show. The sender has stopped: one of its own drains the outbox until the checkpoint
+        is out, or for SHUTDOWN_FLUSH seconds (it is then sent at the next start)."""
+        try:
+            checkpoint = await anchor.tick(self.clock.now(), closing=True)
+        except INFRASTRUCTURE_ERRORS as exc:
+            log.warning("no audit checkpoint at shutdown: database unavailable: %r", exc)
+            return
+        if checkpoint is None:
+            return
+        flushed = asyncio.Event()
+        sender = Sender(self.client, self.db, self.clock, flushed, audience, self.metrics)
+        drain = asyncio.create_task(sender.run(), name="checkpoint")
+        try:
+            await asyncio.wait_for(self._sent(f"{REF_PREFIX}{checkpoint.seq}"), SHUTDOWN_FLUSH)
+        except TimeoutError:
+            log.warning("audit checkpoint not sent before shutdown; it goes at the next start")
+        except INFRASTRUCTURE_ERRORS as exc:
+            log.warning("audit checkpoint not confirmed: database unavailable: %r", exc)
+        finally:
+            flushed.set()
+            await drain
+
+    async def _sent(self, ref: str) -> None:
+        while True:
+            async with self.db.snapshot() as session:
+                if await outbox.event_of_ref(session, ref) is not None:
+                    return
+            await asyncio.sleep(0.1)
 
     def _unencrypted_rooms(self) -> list[str]:
         return [] if self.audience is None else sorted(self.audience.unencrypted)

@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import bot
-from bot import at_rest, partner_cli, purge_cli, role_cli
-from config import ConfigError, Settings, add_config_option, load_settings
+from bot import at_rest, audit_cli, partner_cli, purge_cli, role_cli
+from config import ConfigError, Settings, add_config_option, audit_key, load_settings
 
 EXIT_BAD_CONFIG = 2
 EXIT_LEADERSHIP_LOST = 3
@@ -26,12 +26,7 @@ def _parser() -> argparse.ArgumentParser:
         ("migrate", "upgrade the database schema (as database.migrate_url's role) and exit"),
     ):
         add_config_option(sub.add_parser(name, help=text))
-    audit = sub.add_parser("audit", help="audit trail tools")
-    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
-    verify = audit_sub.add_parser(
-        "verify", help="check the hash chain; names the first broken entry"
-    )
-    add_config_option(verify)
+    audit_cli.add_parser(sub)
     partner_cli.add_parser(sub)
     purge_cli.add_parser(sub)
     role_cli.add_parser(sub)
@@ -53,13 +48,23 @@ def main(argv: list[str] | None = None) -> int:
     settings = _load(args.config)
     if settings is None:
         return EXIT_BAD_CONFIG
+    try:
+        return _command(settings, args)
+    except ConfigError as exc:  # the audit key: read only when a command needs it
+        print(exc.report(), file=sys.stderr)
+        return EXIT_BAD_CONFIG
+
+
+def _command(settings: Settings, args: argparse.Namespace) -> int:
     if args.command == "check-config":
+        if settings.audit.key_file is not None:
+            audit_key(settings)  # a key file that cannot be used stops the start: say so now
         print(f"{' + '.join(map(str, args.config))}: configuration is valid")
         return 0
     if args.command == "partner":
         return asyncio.run(partner_cli.run(settings, args))
     if args.command == "audit":
-        return asyncio.run(_verify_audit(settings))
+        return asyncio.run(audit_cli.run(settings, args))
     if args.command == "migrate":
         return asyncio.run(_migrate(settings))
     if args.command == "purge":
@@ -73,6 +78,7 @@ async def _run(settings: Settings) -> int:
     from bot.app import Aegis
     from bot.logs import configure
     from bot.store_key import StoreKeyError
+    from storage.audit import AuditKeyMismatch
     from storage.leader import LeadershipLost
 
     configure(settings.logging.level, settings.logging.json_format)
@@ -90,6 +96,9 @@ async def _run(settings: Settings) -> int:
     except StoreKeyError as exc:
         print(f"aegis: {exc}", file=sys.stderr)
         return EXIT_BAD_CONFIG
+    except AuditKeyMismatch as exc:
+        print(f"audit.key: {exc}", file=sys.stderr)
+        return EXIT_BAD_CONFIG
     return 0
 
 
@@ -98,29 +107,10 @@ async def _migrate(settings: Settings) -> int:
     the running bot, which finds the schema current, never holds them."""
     from storage.db import SCHEMA_HEAD, Database
 
-    db = Database(settings.database.url, settings.database.migrate_url)
+    db = Database(settings.database.url, migrate_url=settings.database.migrate_url)
     try:
         await db.migrate()
     finally:
         await db.close()
     print(f"database schema at {SCHEMA_HEAD}")
     return 0
-
-
-async def _verify_audit(settings: Settings) -> int:
-    from storage import audit
-    from storage.db import Database
-
-    db = Database(settings.database.url, settings.database.migrate_url)
-    try:
-        await db.migrate()
-        async with db.transaction() as session:
-            result = await audit.verify(session)
-    finally:
-        await db.close()
-    if result.ok:
-        noun = "entry" if result.checked == 1 else "entries"
-        print(f"audit trail intact: {result.checked} {noun} verified")
-        return 0
-    print(f"audit trail BROKEN at entry {result.first_broken}: {result.reason}", file=sys.stderr)
-    return 1

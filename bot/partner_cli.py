@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import bot
 from bot.app import access_policy, policy
-from config import Settings, add_config_option
+from config import Settings, add_config_option, audit_key
 from storage.db import Database
 from storage.store import Store
 from workflow import RuntimeInfo, Workflow
@@ -46,7 +46,9 @@ def _webhook_url(text: str) -> str:
 
 
 async def run(settings: Settings, args: argparse.Namespace) -> int:
-    db = Database(settings.database.url, settings.database.migrate_url)
+    db = Database(
+        settings.database.url, audit_key(settings), migrate_url=settings.database.migrate_url
+    )
     actor = f"cli:{getpass.getuser()}"
     try:
         await db.migrate()

@@ -98,9 +98,20 @@ class Rooms:
     """The configured rooms, resolved to room IDs."""
 
     by_key: dict[RoomKey, str]
+    audit: str | None = None
+    """Where the audit trail's checkpoints go (`rooms.audit`); joined, never commanded."""
 
     def known(self, room_id: str) -> bool:
         return room_id in self.by_key.values()
+
+    def joins(self, room_id: str) -> bool:
+        """Rooms the bot accepts an invite to: the configured ones, the audit room too."""
+        return self.known(room_id) or room_id == self.audit
+
+    @property
+    def checkpoints(self) -> str:
+        """The audit room, or coordination when none is configured."""
+        return self.audit or self.by_key[RoomKey.COORDINATION]
 
     def key_of(self, room_id: str) -> RoomKey | None:
         return next((key for key, known in self.by_key.items() if known == room_id), None)

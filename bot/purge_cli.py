@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 import bot
 from bot.app import access_policy, policy
 from commands.formatting import count, when
-from config import Settings, add_config_option
+from config import Settings, add_config_option, audit_key
 from storage.db import Database
 from storage.store import Store
 from workflow import RuntimeInfo, Workflow
@@ -139,7 +139,9 @@ class _Purge:
 
 
 async def run(settings: Settings, args: argparse.Namespace) -> int:
-    db = Database(settings.database.url, settings.database.migrate_url)
+    db = Database(
+        settings.database.url, audit_key(settings), migrate_url=settings.database.migrate_url
+    )
     try:
         await db.migrate()
         purge = _Purge(settings, db, args.dry_run)

@@ -25,7 +25,7 @@ from bot.pipeline import txn_id
 from bot.render import MESSAGE, notice
 from commands.replies import Announcement, RoomKey
 from commands.role_views import changed
-from config import Role, Settings, add_config_option
+from config import Role, Settings, add_config_option, audit_key
 from config.settings import USER_ID_RE
 from storage import outbox
 from storage.db import Database
@@ -132,7 +132,9 @@ async def _announce(
 
 
 async def run(settings: Settings, args: argparse.Namespace) -> int:
-    db = Database(settings.database.url, settings.database.migrate_url)
+    db = Database(
+        settings.database.url, audit_key(settings), migrate_url=settings.database.migrate_url
+    )
     actor = f"cli:{getpass.getuser()}"
     now = datetime.now(UTC)
     verb = args.role_command

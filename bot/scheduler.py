@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
+from bot.anchor import Anchor
 from bot.backoff import Backoff
 from bot.metrics import Metrics
 from bot.pipeline import INFRASTRUCTURE_ERRORS, Pipeline
@@ -98,6 +99,7 @@ class Scheduler:
         metrics: Metrics | None = None,
         woken: asyncio.Event | None = None,
         rule_sets: Sequence[RuleSet] = RULE_SETS,
+        anchor: Anchor | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.stop = stop
@@ -105,6 +107,8 @@ class Scheduler:
         self.woken = woken or asyncio.Event()
         """Set (by the pipeline, after a commit) when something schedulable may have changed."""
         self.rule_sets = tuple(rule_sets)
+        self.anchor = anchor
+        """Posts the audit chain's checkpoints when due (every N entries or M minutes)."""
 
     def wake(self) -> None:
         self.woken.set()
@@ -142,6 +146,8 @@ class Scheduler:
         async with self.pipeline.db.snapshot() as session:
             workflow = self.pipeline.workflow(session, passed)
             due = [await rule_set.rules(workflow).next_due() for rule_set in self.rule_sets]
+        if self.anchor is not None:
+            due.append(await self.anchor.next_due())
         return sleep_for(passed, due, self.pipeline.clock.now())
 
     async def tick(self, now: datetime | None = None) -> int:
@@ -151,6 +157,8 @@ class Scheduler:
         done = 0
         for rule_set in self.rule_sets:
             done += await self._steps(rule_set, moment)
+        if self.anchor is not None and await self.anchor.tick(moment) is not None:
+            done += 1
         if done:
             self.pipeline.wake_sender()
         return done

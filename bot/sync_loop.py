@@ -360,7 +360,7 @@ class SyncLoop:
             elif not await workflow.roles_of(inviter):
                 why = "inviter has no role"
                 turn_away = direct
-            elif not self.pipeline.rooms.known(room_id) and not direct:
+            elif not self.pipeline.rooms.joins(room_id) and not direct:
                 why = "room is not configured"
             else:
                 why = ""

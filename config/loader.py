@@ -28,7 +28,7 @@ class ConfigError(Exception):
         return "\n".join(lines)
 
 
-SECRET_KEYS = frozenset({"password", "access_token", "token", "session_key", "store_key"})
+SECRET_KEYS = frozenset({"password", "access_token", "token", "session_key", "store_key", "key"})
 
 
 def _describe(error: dict[str, Any]) -> str:

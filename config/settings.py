@@ -188,6 +188,8 @@ class RoomSettings(Section):
     approvals: RoomRef
     operations: RoomRef
     early_warning: RoomRef
+    # Where the audit trail's checkpoints are posted; without it, coordination gets them.
+    audit: RoomRef | None = None
 
 
 def _duration(value: object) -> timedelta:
@@ -334,6 +336,36 @@ class RetentionSettings(Section):
     early_warning_days: int = Field(default=365, ge=1, le=36500)
 
 
+AUDIT_KEY_MIN = 32
+
+
+class AuditSettings(Section):
+    """The audit chain's key (never stored in the database) and how often its head is
+    anchored in Matrix. Without `key` or `key_file` the bot generates a key file."""
+
+    key: SecretStr | None = None
+    key_file: Path | None = None
+    checkpoint_every: int = Field(default=100, ge=1, le=1_000_000)
+    checkpoint_minutes: int = Field(default=60, ge=1, le=10_080)
+
+    @field_validator("key")
+    @classmethod
+    def _key_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().strip()) < AUDIT_KEY_MIN:
+            raise ValueError(
+                f"audit.key must have at least {AUDIT_KEY_MIN} characters (or AEGIS_AUDIT__KEY)"
+            )
+        return value
+
+    @field_validator("key_file")
+    @classmethod
+    def _one_source(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        """Two sources could disagree; which one signed the chain must never be a guess."""
+        if value is not None and info.data.get("key") is not None:
+            raise ValueError("set audit.key or audit.key_file, not both")
+        return value
+
+
 READ_DATA = ("dossier", "execution", "early_warning")
 _CONTENT_ROLES = [Role.LIAISON, Role.ANALYST, Role.APPROVER, Role.ADMIN]
 
@@ -394,6 +426,7 @@ class Settings(BaseSettings):
     http: HttpSettings = HttpSettings()
     early_warning: EarlyWarningSettings = EarlyWarningSettings()
     retention: RetentionSettings = RetentionSettings()
+    audit: AuditSettings = AuditSettings()
     access: AccessSettings = AccessSettings()
     allowed_servers: list[ServerName] = Field(
         default=[], description="servers whose users may command the bot; empty: its own only"

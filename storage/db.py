@@ -26,6 +26,8 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 # The newest revision under migrations/versions (a test holds it to alembic's own answer).
 SCHEMA_HEAD = "0020_recent_first"
 _READ_ONLY = "aegis_read_only"
+# Session.info key under which the audit chain's key reaches storage/audit.py.
+AUDIT_KEY = "aegis_audit_key"
 
 
 class Database:
@@ -35,7 +37,13 @@ class Database:
     sleeps of 1 to 100 ms, so two of our own tasks meeting on the file lock (the sync loop
     and the sender, at every reply) would cost milliseconds each time for nothing."""
 
-    def __init__(self, url: str, migrate_url: str | None = None) -> None:
+    def __init__(
+        self, url: str, audit_key: bytes | None = None, *, migrate_url: str | None = None
+    ) -> None:
+        """`audit_key` signs the audit chain (config/audit_key.py); every session carries
+        it, so the workflow appends entries without ever seeing it. Without it the
+        database can be read, but an audit entry cannot be written. `migrate_url`
+        (PostgreSQL): the role that owns the schema, when the bot runs as another one."""
         self.url = url
         # PostgreSQL only: the role that owns the schema, when the bot runs as another one.
         self.migrate_url = migrate_url
@@ -55,7 +63,8 @@ class Database:
             _serialise_sqlite_writers(self.engine)
         else:
             _classify_outages(self.engine)
-        self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        info = {} if audit_key is None else {AUDIT_KEY: audit_key}
+        self._sessions = async_sessionmaker(self.engine, expire_on_commit=False, info=info)
         self._writer = asyncio.Lock() if self.is_sqlite else contextlib.nullcontext()
 
     @asynccontextmanager

@@ -123,6 +123,27 @@ class AuditRead(Base):
     __table_args__ = (Index("ix_audit_reads_dossier", "dossier_ref", "seq"),)
 
 
+class AuditSalt(Base):
+    """The random salt that keys an entry's detail digest. A purge deletes it with the
+    detail, so the digest left in the chain can no longer confirm a guessed name."""
+
+    __tablename__ = "audit_salts"
+    seq: Mapped[int] = mapped_column(
+        ForeignKey("audit_log.seq"), primary_key=True, autoincrement=False
+    )
+    salt: Mapped[str] = mapped_column(String(64))
+
+
+class AuditCheckpoint(Base):
+    """Chain heads queued for posting in Matrix (the anchors `aegis audit verify` reads
+    back); here only so the bot knows when the next one is due."""
+
+    __tablename__ = "audit_checkpoints"
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    hash: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class DossierCounter(Base):
     """One row per year; incremented inside the opening transaction, so IDs have no gaps."""
 

@@ -14,6 +14,7 @@ from config import Role
 from storage.db import Database
 from tests.commands_fakes import make_context, test_registry
 from tests.support.chat import Chat
+from tests.support.databases import TEST_AUDIT_KEY
 
 _QUOTES = ['"', "'", "“", "”", "„", "‘", "’", "«", "»"]
 _WORDS = [
@@ -95,7 +96,7 @@ FUZZER = "@fuzzer:aegis.test"
 
 @pytest.fixture
 async def sqlite(tmp_path: Path) -> AsyncIterator[Database]:
-    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'fuzz.db'}")
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'fuzz.db'}", TEST_AUDIT_KEY.encode())
     await db.migrate()
     yield db
     await db.close()

@@ -24,7 +24,7 @@ from schemathesis import GenerationMode
 
 from bot.intake.api import IntakeApi
 from storage.db import Database
-from tests.support.databases import BACKENDS, create_pg_database, drop_pg_database
+from tests.support.databases import BACKENDS, TEST_AUDIT_KEY, create_pg_database, drop_pg_database
 from tests.support.intake import BRUSSELS, MovableClock, bearer, serve
 
 pytestmark = pytest.mark.timeout(240)
@@ -54,7 +54,7 @@ def live(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Live]:
             if request.param == "postgresql"
             else f"sqlite+aiosqlite:///{tmp_path / 'fuzz.db'}"
         )
-        db = Database(url)
+        db = Database(url, TEST_AUDIT_KEY.encode())
         try:
             await db.migrate()
             async with serve(

@@ -25,7 +25,12 @@ from sqlalchemy.exc import DBAPIError
 from storage import audit
 from storage.db import Database
 from storage.tables import Base
-from tests.support.databases import PG_URL, create_pg_database, drop_pg_database
+from tests.support.databases import (
+    PG_URL,
+    TEST_AUDIT_KEY,
+    create_pg_database,
+    drop_pg_database,
+)
 from tests.test_retention import (
     LIAISON,
     YEARS,
@@ -93,7 +98,7 @@ async def roles(pg_required: None) -> AsyncIterator[Roles]:
 @pytest.fixture
 async def runtime_db(roles: Roles) -> AsyncIterator[Database]:
     """The bot's database: connected as the runtime role, migrated as the owner."""
-    db = Database(roles.runtime_url, roles.owner_url)
+    db = Database(roles.runtime_url, TEST_AUDIT_KEY.encode(), migrate_url=roles.owner_url)
     await db.migrate()
     yield db
     await db.close()
@@ -101,7 +106,7 @@ async def runtime_db(roles: Roles) -> AsyncIterator[Database]:
 
 @pytest.fixture
 async def owner_db(roles: Roles, runtime_db: Database) -> AsyncIterator[Database]:
-    db = Database(roles.owner_url)
+    db = Database(roles.owner_url, TEST_AUDIT_KEY.encode())
     yield db
     await db.close()
 
@@ -223,13 +228,17 @@ async def test_the_bot_works_as_the_runtime_role_after_migrating_as_the_owner(
     # The operator's commands: `aegis migrate` with both URLs, then the bot with the
     # runtime URL alone finds the schema current and verifies the trail.
     assert aegis("migrate", url=roles.runtime_url, migrate_url=roles.owner_url).returncode == 0
-    verified = aegis("audit", "verify", url=roles.runtime_url)
+    verified = aegis("audit", "verify", "--offline", url=roles.runtime_url)
     assert verified.returncode == 0 and "audit trail intact" in verified.stdout, verified.stderr
 
 
 def aegis(*args: str, url: str, migrate_url: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AEGIS_")}
-    env |= {"AEGIS_DATABASE__URL": url, "AEGIS_MATRIX__PASSWORD": "unused"}
+    env |= {
+        "AEGIS_DATABASE__URL": url,
+        "AEGIS_MATRIX__PASSWORD": "unused",
+        "AEGIS_AUDIT__KEY": TEST_AUDIT_KEY,
+    }
     if migrate_url:
         env["AEGIS_DATABASE__MIGRATE_URL"] = migrate_url
     return subprocess.run(

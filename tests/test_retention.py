@@ -15,14 +15,16 @@ import yaml
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import Connection, text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from commands import Reply, Severity
 from config import Role
 from storage import audit
 from storage.db import MIGRATIONS, Database
+from storage.tables import AuditEntry
 from tests.support.bot_runner import run_aegis
 from tests.support.chat import START, Chat, text_of
-from tests.support.databases import insider
+from tests.support.databases import TEST_AUDIT_KEY, insider
 from workflow.persons import Coverage
 from workflow.privacy import PersonalData, retention_cutoff
 
@@ -339,6 +341,7 @@ def write_config(path: Path, database_url: str) -> Path:
         },
         "database": {"url": database_url},
         "retention": {"closed_dossier_years": YEARS},
+        "audit": {"key": TEST_AUDIT_KEY},
     }
     path.write_text(yaml.safe_dump(config))
     return path
@@ -375,7 +378,8 @@ async def test_cli_purge_dry_run_changes_nothing_then_purges(
     [listing] = [r for r in await audit_rows(database) if r["action"] == "dossier.read"]
     assert listing["detail"] == {"command": "dossier list", "dossiers": [recent, old]}
 
-    code, out, err = await run_aegis("audit", "verify", "-c", str(config))
+    # No homeserver here: the chain alone (checkpoints: tests/test_audit_anchor_e2e.py).
+    code, out, err = await run_aegis("audit", "verify", "-c", str(config), "--offline")
     assert code == 0, err
     assert "audit trail intact" in out
 
@@ -699,6 +703,36 @@ LEGACY_AUDIT = sa.table(
 )
 
 
+async def _unkeyed_append(s: AsyncSession, record: audit.AuditRecord, at: datetime) -> None:
+    """An entry as Aegis wrote them before the audit key: plain SHA-256, unsalted digest."""
+    last = (await s.execute(text("SELECT seq, hash FROM audit_log ORDER BY seq DESC"))).first()
+    seq, prev = (last[0] + 1, last[1]) if last else (1, audit.GENESIS)
+    detail = json.dumps(record.detail, sort_keys=True, ensure_ascii=False)
+    digest = audit.detail_digest(detail)
+    payload = audit._payload(seq, at, audit._fields(record, digest), prev)
+    s.add(
+        AuditEntry(
+            seq=seq,
+            at=at,
+            actor=record.actor,
+            role=record.role,
+            action=record.action,
+            target=record.target,
+            event_id=record.event_id,
+            detail=detail,
+            detail_digest=digest,
+            prev_hash=prev,
+            hash=hashlib.sha256(payload).hexdigest(),
+        )
+    )
+    await s.flush()
+
+
+async def seal(db: Database) -> None:
+    async with db.transaction() as s:
+        await audit.seal(s, START)
+
+
 async def _legacy_chain(db: Database, n: int) -> None:
     prev = audit.GENESIS
     async with db.engine.begin() as conn:
@@ -723,7 +757,7 @@ async def _legacy_chain(db: Database, n: int) -> None:
 async def test_migration_rechains_an_intact_legacy_chain_and_keeps_a_break_visible(
     database_url: str, broken: int | None
 ) -> None:
-    db = Database(database_url)
+    db = Database(database_url, TEST_AUDIT_KEY.encode())
     try:
         async with db.engine.begin() as conn:
             await conn.run_sync(_upgrade, "0005")
@@ -734,11 +768,12 @@ async def test_migration_rechains_an_intact_legacy_chain_and_keeps_a_break_visib
                     text("UPDATE audit_log SET actor = '@mallory:x' WHERE seq = :s"), {"s": broken}
                 )
         await db.migrate()
+        await seal(db)  # the bot's start: the keyed chain begins with a rekey checkpoint
         result = await verify(db)
         if broken:
             assert not result.ok and result.first_broken == broken
         else:
-            assert result.ok and result.checked == 5
+            assert result.ok and result.checked == 6
             async with db.transaction() as s:
                 await audit.append(
                     s, audit.AuditRecord("@a:x", "", "t", "D-1", "", {}), datetime.now(UTC)
@@ -752,7 +787,7 @@ async def test_migration_files_earlier_reads_under_their_dossier(database_url: s
     """Before 0007 a read named its one dossier as its target and had no list of IDs: the
     migration indexes each under that target, tombstoned or not, so `!audit` still counts
     who read what; the chain is not touched."""
-    db = Database(database_url)
+    db = Database(database_url, TEST_AUDIT_KEY.encode())
     first, second = "D-2026-0001", "D-2026-0002"
     legacy = [
         (READER, "dossier.read", first),
@@ -766,7 +801,7 @@ async def test_migration_files_earlier_reads_under_their_dossier(database_url: s
         async with db.transaction() as s:
             for n, (actor, action, target) in enumerate(legacy):
                 record = audit.AuditRecord(actor, "", action, target, f"$e{n}", {"command": "x"})
-                await audit.append(s, record, START)
+                await _unkeyed_append(s, record, START)
             # What a purge did then, before the guard of migration 0018 existed.
             await s.execute(
                 text("UPDATE audit_log SET detail = :t WHERE seq = 4"), {"t": audit.TOMBSTONE}
@@ -774,8 +809,9 @@ async def test_migration_files_earlier_reads_under_their_dossier(database_url: s
             purged = audit.AuditRecord(
                 OPERATOR, "", "dossier.purged", first, "", {"tombstoned": [4]}
             )
-            await audit.append(s, purged, START)
+            await _unkeyed_append(s, purged, START)
         await db.migrate()
+        await seal(db)
         async with db.transaction() as s:
             indexed = await s.execute(text("SELECT dossier_ref, seq FROM audit_reads ORDER BY seq"))
             assert [tuple(r) for r in indexed] == [(first, 1), (second, 3), (first, 4)]

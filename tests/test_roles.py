@@ -23,6 +23,7 @@ from commands.measure_views import reacted
 from config import Role
 from storage.db import Database
 from tests.support.chat import BRUSSELS, Chat, text_of
+from tests.support.databases import TEST_AUDIT_KEY
 from workflow import Policy
 from workflow.approvals import Ignored
 from workflow.model import ProposalState
@@ -289,6 +290,7 @@ def write_config(path: Path, database_url: str) -> Path:
             "early_warning": "!early:aegis.test",
         },
         "roles": {ADMIN: ["admin"], LIAISON: ["liaison"]},
+        "audit": {"key": TEST_AUDIT_KEY},  # the key of the `database` fixture's trail
     }
     path.write_text(yaml.safe_dump(config))
     return path

@@ -6,12 +6,17 @@ Each test gets a fresh bot account, fresh rooms and a fresh database (SQLite and
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import stat
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
+from bot.anchor import CONTENT_KEY
+from storage import audit
 from storage.db import Database
 from tests.conftest import UserFactory
 from tests.support.bot_runner import InProcessBot, run_aegis
@@ -159,7 +164,11 @@ async def test_invites_to_unconfigured_rooms_or_from_roleless_users_are_declined
     assert {other, by_stranger} <= targets
 
 
-async def test_audit_verify_cli_passes_then_names_the_altered_entry(world: World) -> None:
+async def test_checkpoints_land_in_matrix_and_verify_reads_them_back(world: World) -> None:
+    """A config without audit.key: the bot generates its 0600 key file, anchors the chain's
+    head in coordination at shutdown, and `aegis audit verify` reads that checkpoint back
+    (decrypting it with the bot's store). A truncation of the last row is then reported with
+    the missing range, a rewrite rechained without the key with its entry; both exit 1."""
     # Seated before the bot starts: his arrival is history, so the trail holds only the
     # three refusals (seated later, the membership guard would audit him too).
     await world.seat(world.stranger, "coordination")
@@ -167,16 +176,42 @@ async def test_audit_verify_cli_passes_then_names_the_altered_entry(world: World
         for _ in range(3):
             command = await world.stranger.say(world.coordination, "!ping")
             await world.stranger.reply_to(world.coordination, command)
-    code, out, err = await run_aegis("audit", "verify", "-c", str(world.setup.config_path))
+    assert stat.S_IMODE((world.setup.workdir / "audit.key").stat().st_mode) == 0o600
+    posted = await world.admin.wait_for(world.coordination, lambda e: CONTENT_KEY in content(e))
+    assert content(posted)["body"].startswith("Audit checkpoint: entry 3, hash ")
+    config = str(world.setup.config_path)
+    code, out, err = await run_aegis("audit", "verify", "-c", config)
     assert code == 0, err
-    assert "3 entries" in out
+    assert "3 entries verified, against 1 checkpoint" in out
+
     db = Database(world.setup.database_url)
-    async with db.transaction() as s:
-        await s.execute(text("UPDATE audit_log SET target = 'forged' WHERE seq = 2"))
-    await db.close()
-    code, out, err = await run_aegis("audit", "verify", "-c", str(world.setup.config_path))
-    assert code == 1
-    assert "entry 2" in err
+    try:
+        async with db.transaction() as s:
+            await s.execute(text("DELETE FROM audit_salts WHERE seq = 3"))
+            await s.execute(text("DELETE FROM audit_log WHERE seq = 3"))
+        code, out, err = await run_aegis("audit", "verify", "-c", config)
+        assert code == 1, out
+        assert "entries 3-3 missing" in err
+
+        async with db.transaction() as s:
+            row = (await s.execute(text("SELECT * FROM audit_log WHERE seq = 2"))).one()
+            at = row.at if isinstance(row.at, datetime) else datetime.fromisoformat(row.at)
+            fields = {k: getattr(row, k) for k in ("actor", "role", "action", "event_id")}
+            payload = audit._payload(
+                2,
+                at if at.tzinfo else at.replace(tzinfo=UTC),
+                {**fields, "target": "forged", "detail_sha256": row.detail_digest},
+                row.prev_hash,
+            )
+            await s.execute(
+                text("UPDATE audit_log SET target = 'forged', hash = :h WHERE seq = 2"),
+                {"h": hashlib.sha256(payload).hexdigest()},
+            )
+    finally:
+        await db.close()
+    code, out, err = await run_aegis("audit", "verify", "-c", config)
+    assert code == 1, out
+    assert "BROKEN at entry 2" in err
 
 
 def test_notice_replies_relate_to_the_command() -> None:

@@ -123,6 +123,7 @@ async def test_audit_detects_a_deleted_row(database: Database) -> None:
     for n in range(4):
         await _append(database, n)
     async with insider(database) as s:
+        await s.execute(text("DELETE FROM audit_salts WHERE seq = 2"))
         await s.execute(text("DELETE FROM audit_log WHERE seq = 2"))
     async with database.transaction() as s:
         result = await audit.verify(s)

@@ -18,6 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storage.db import Database
 
 PG_URL = os.environ.get("AEGIS_TEST_DATABASE_URL", "")
+# The audit key of databases tests write directly (the bot in e2e tests generates its own).
+TEST_AUDIT_KEY = "test-audit-key-0123456789abcdef0123456789"
 BACKENDS = ["sqlite", "postgresql"] if PG_URL else ["sqlite"]
 
 
@@ -59,7 +61,7 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
 
 @pytest.fixture
 async def database(database_url: str) -> AsyncIterator[Database]:
-    db = Database(database_url)
+    db = Database(database_url, TEST_AUDIT_KEY.encode())
     await db.migrate()
     yield db
     await db.close()

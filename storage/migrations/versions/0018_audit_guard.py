@@ -13,14 +13,14 @@ The tombstone is written here as a literal rather than imported: a migration mus
 meaning what it meant when it ran. tests/test_pg_roles.py holds it to storage.audit.TOMBSTONE.
 
 Revision ID: 0018_audit_guard
-Revises: 0015_edits
+Revises: 0017_keyed_audit
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0018_audit_guard"
-down_revision = "0015_edits"
+down_revision = "0017_keyed_audit"
 branch_labels = None
 depends_on = None
 

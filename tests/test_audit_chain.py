@@ -17,6 +17,7 @@ from bot.anchor import Anchor, parse
 from storage import audit
 from storage.db import Database
 from storage.store import Store
+from tests.support.databases import insider
 from workflow.anchoring import AnchorPolicy
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -55,7 +56,7 @@ async def _rechain(
     head by default) and relinks each next entry, as an insider hiding the change would.
     `unkeyed` instead rewrites every entry as Aegis wrote them before the key (plain
     SHA-256 hashes, unsalted digests), unchanged otherwise."""
-    async with db.transaction() as s:
+    async with insider(db) as s:
         if unkeyed:
             await s.execute(text("DELETE FROM audit_salts"))
         else:
@@ -114,7 +115,7 @@ async def test_a_truncation_of_the_last_rows_is_reported_with_the_missing_range(
     async with database.snapshot() as s:
         anchored = await audit.head(s)
     assert anchored == audit.Checkpoint(5, anchored.hash)
-    async with database.transaction() as s:
+    async with insider(database) as s:
         await s.execute(text("DELETE FROM audit_salts WHERE seq >= 4"))
         await s.execute(text("DELETE FROM audit_log WHERE seq >= 4"))
     assert (await _verify(database)).ok  # the chain alone cannot tell

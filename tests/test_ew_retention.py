@@ -23,6 +23,7 @@ from storage.db import Database
 from storage.early_warning import EarlyWarningStore
 from storage.tables import Base
 from tests.support.chat import START, Chat, text_of
+from tests.support.databases import TEST_AUDIT_KEY
 from workflow.early_warning_model import Category, NewPartner, ReportInput, Sector
 from workflow.early_warning_refs import warning_ref
 
@@ -201,6 +202,7 @@ def write_config(path: Path, database_url: str) -> Path:
         },
         "database": {"url": database_url},
         "retention": {"early_warning_days": DAYS},
+        "audit": {"key": TEST_AUDIT_KEY},
     }
     path.write_text(yaml.safe_dump(config))
     return path

@@ -244,9 +244,7 @@ async def test_sigkill_before_a_reminder_posts_it_once_late_or_not_after_the_sta
     bot is down; it comes back past the late threshold, before alpha's start and after
     bravo's: alpha's reminder is posted once, marked late; bravo's never."""
     room, reader = world.coordination, world.admin
-    # Long enough ahead for the bot to start and answer first (checked below), no longer:
-    # the test waits for it in real time.
-    due = (datetime.now(UTC) + timedelta(seconds=45)).replace(microsecond=0)
+    due = (datetime.now(UTC) + timedelta(seconds=60)).replace(microsecond=0)
     alpha, bravo = due + timedelta(minutes=7), due + timedelta(minutes=1)
     config = world.setup.write_config(
         meetings={

@@ -29,11 +29,16 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-# Two workers (each with its own Synapse); then, alone, the tests that restart shared
-# services such as PostgreSQL.
+# Two workers (each with its own Synapse), given tests one by one, the grouped ones (see
+# tests/conftest.py) together; then, alone, the tests that restart shared services such as
+# PostgreSQL. Temporary files (the homeservers, the bots' databases and stores) go to
+# tmpfs where there is one: they are thrown away, and syncing them to disk was a good part
+# of the end-to-end tests' time.
+TEST_TMPDIR ?= $(if $(wildcard /dev/shm/.),/dev/shm,$(or $(TMPDIR),/tmp))
+
 test: lint
-	$(VENV)/bin/python -m pytest -q -p no:cacheprovider -n 2 -m "not serial"
-	$(VENV)/bin/python -m pytest -q -p no:cacheprovider -m serial
+	TMPDIR=$(TEST_TMPDIR) $(VENV)/bin/python -m pytest -q -p no:cacheprovider -n 2 --dist loadgroup -m "not serial"
+	TMPDIR=$(TEST_TMPDIR) $(VENV)/bin/python -m pytest -q -p no:cacheprovider -m serial
 
 # The image's dependencies, pinned with the hashes of every file PyPI holds for them
 # (Dockerfile: pip install --require-hashes). Existing pins stay unless pyproject.toml needs

@@ -17,6 +17,32 @@ pytest_plugins = ["tests.support.databases"]
 
 UserFactory = Callable[[str], Awaitable[MatrixUser]]
 
+# Fixtures that start or talk to a homeserver: their tests are few, but each takes seconds
+# to minutes, while the other tests take a fraction of a second.
+HOMESERVER_FIXTURES = frozenset(
+    {"homeserver", "homeserver_default_limits", "federated", "user_factory", "world"}
+)
+# Tests on a homeserver of their own kind, started once per xdist worker that needs it:
+# grouped (`--dist loadgroup`), only one worker starts it.
+OWN_HOMESERVERS = {"federated": "federation", "homeserver_default_limits": "default-limits"}
+
+
+def on_a_homeserver(item: pytest.Item) -> bool:
+    names = set(getattr(item, "fixturenames", ()))
+    return bool(names & HOMESERVER_FIXTURES) or item.get_closest_marker("homeserver") is not None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The homeserver tests first, the rest in their order after them: the many short tests
+    then fill both workers up to the end, instead of one worker finishing a long test alone
+    while the other waits. (Before xdist reads the groups, hence tryfirst.)"""
+    items.sort(key=lambda item: not on_a_homeserver(item))
+    for item in items:
+        for fixture, group in OWN_HOMESERVERS.items():
+            if fixture in getattr(item, "fixturenames", ()):
+                item.add_marker(pytest.mark.xdist_group(group))
+
 
 @pytest.fixture(scope="session")
 def homeserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Homeserver]:

@@ -133,7 +133,7 @@ async def test_a_working_day_reads_in_local_time_with_true_states_in_the_right_t
         assert "Acknowledged by" in new_body(edit), new_body(edit)
 
         # Afternoon: a reminder, posted in this room and mentioning Lien.
-        set_reply = await ask(lien, room, "!remind me in 20 seconds call the school about Bram")
+        set_reply = await ask(lien, room, "!remind me in 5 seconds call the school about Bram")
         assert "Reminder RM-1 set for you" in set_reply, set_reply
         reminder = await lien.wait_for(
             room,

@@ -76,8 +76,13 @@ class BotSetup:
     async def create_rooms(
         self, creator: MatrixUser, members: list[MatrixUser], encrypted: bool = True
     ) -> None:
-        """The configured rooms: created by `creator`, members joined, the bot invited."""
-        for key in ROOM_KEYS:
+        """The configured rooms: created by `creator`, members joined, the bot invited. The
+        rooms are independent, so they are made side by side: the homeserver's work on one
+        overlaps the clients' on another."""
+
+        made: dict[str, str] = {}
+
+        async def create(key: str) -> None:
             room_id = await creator.create_room(
                 f"aegis {key}",
                 invite=[m.user_id for m in members] + [self.user_id],
@@ -85,7 +90,11 @@ class BotSetup:
             )
             for member in members:
                 await member.join(room_id)
-            self.rooms[key] = room_id
+            made[key] = room_id
+
+        await asyncio.gather(*(create(key) for key in ROOM_KEYS))
+        for key in ROOM_KEYS:
+            self.rooms[key] = made[key]
 
 
 class FakeClock:

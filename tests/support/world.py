@@ -7,6 +7,7 @@ should meet."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -60,10 +61,10 @@ async def build_world(
     encrypted: bool = True,
 ) -> World:
     setup = BotSetup(homeserver, workdir, database_url)
-    await setup.register_bot()
-    admin = await make_user("admin")
-    alice = await make_user("alice")
-    stranger = await make_user("stranger")
+    # Independent accounts, made side by side.
+    _, admin, alice, stranger = await asyncio.gather(
+        setup.register_bot(), make_user("admin"), make_user("alice"), make_user("stranger")
+    )
     setup.roles = {admin.user_id: ["admin", "liaison"], alice.user_id: ["liaison"]}
     await setup.create_rooms(admin, [alice], encrypted=encrypted)
     return World(setup, admin, alice, stranger)

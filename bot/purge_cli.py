@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import argparse
 import getpass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import bot
+from bot import erasure
 from bot.app import access_policy, policy
 from commands.formatting import count, when
 from config import Settings, add_config_option
+from storage import outbox
 from storage.db import Database
 from storage.store import Store
 from workflow import RuntimeInfo, Workflow
@@ -36,7 +38,9 @@ def _line(dossier: ClosedDossier, tz: ZoneInfo) -> str:
 
 
 async def run(settings: Settings, args: argparse.Namespace) -> int:
-    """One transaction per dossier: an interrupted purge leaves only whole tombstones."""
+    """One transaction per dossier: an interrupted purge leaves only whole tombstones, each
+    with its homeserver work queued for the bot (bot/erasure.py). Then the outbox drops
+    the content past its grace window, and SQLite's log is emptied of old page images."""
     years = settings.retention.closed_dossier_years
     now = datetime.now(UTC)
     actor = f"cli:{getpass.getuser()}"
@@ -58,14 +62,24 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
             if args.dry_run:
                 print(f"would purge {_line(dossier, tz)}: {data.describe()}")
                 continue
+            queued = 0
             async with db.transaction() as session:
                 workflow = Workflow(Store(session), now, access, info, rules)
                 removed = await workflow.privacy.purge(actor, dossier.ref, years)
+                if removed is not None:
+                    user = settings.matrix.user_id
+                    queued = await erasure.erase(session, dossier.ref, user, now)
             if removed is None:
                 print(f"skipped {_line(dossier, tz)}: no longer due")
             else:
                 purged += 1
                 print(f"purged {_line(dossier, tz)}: {removed.describe()}")
+                print(f"  {count(queued, 'homeserver task')} queued for the bot")
+        if not args.dry_run:
+            grace = timedelta(minutes=settings.retention.outbox_grace_minutes)
+            async with db.transaction() as session:
+                await outbox.drop_content(session, now - grace)
+            await db.compact_log()
     finally:
         await db.close()
     if args.dry_run:

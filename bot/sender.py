@@ -6,7 +6,10 @@ between the send and the mark, the resend carries the same transaction ID on the
 and the homeserver answers with the original event instead of posting twice. Uploads and
 room creation (bot/effects.py) go through the same loop, so they keep the order, the retries
 and the permanent-failure policy of plain messages; so do the invites into a dossier room
-and the removals of uncleared members."""
+and the removals of uncleared members, and a purge's redactions (bot/erasure.py).
+
+A closed row's content is dropped `retention.outbox_grace_minutes` after it was sent: the
+homeserver has it, and a copy here would outlive every erasure."""
 
 from __future__ import annotations
 

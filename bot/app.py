@@ -224,7 +224,15 @@ class Aegis:
             self.workflow,
         )
         self.audience = audience
-        sender = Sender(self.client, self.db, self.clock, self.stop, audience, self.metrics)
+        sender = Sender(
+            self.client,
+            self.db,
+            self.clock,
+            self.stop,
+            audience,
+            self.metrics,
+            timedelta(minutes=self.settings.retention.outbox_grace_minutes),
+        )
         schedule_changed = asyncio.Event()
         pipeline = Pipeline(
             db=self.db,

@@ -22,11 +22,14 @@ from nio import (
     RoomInviteResponse,
     RoomKickResponse,
     RoomLeaveResponse,
+    RoomMessagesResponse,
     RoomPreset,
+    RoomRedactResponse,
     RoomSendResponse,
     UploadResponse,
 )
 
+from bot.erasure import event_txn_id
 from bot.render import INVITE, MESSAGE, membership_request
 from storage import dossiers, outbox
 from storage.db import Database
@@ -37,6 +40,8 @@ log = logging.getLogger(__name__)
 # Marks a room as a dossier's; the key to finding it again when our database missed it.
 DOSSIER_STATE = "org.aegis.dossier"
 MEGOLM = {"algorithm": "m.megolm.v1.aes-sha2"}
+# Events a room walk pages through at a time (bot/erasure.py).
+WALK_PAGE = 100
 # Memberships a removal applies to; anything else means the user is out already.
 PRESENT = ("invite", "join", "knock")
 # The state a client may set in a room. `state_default` already puts every state event at
@@ -311,3 +316,45 @@ async def leave(client: AsyncClient, message: outbox.PendingMessage) -> Outcome:
     """The bot leaves the row's room (a direct chat it turned away); safe to repeat."""
     response = await client.room_leave(message.room_id)
     return Done("") if isinstance(response, RoomLeaveResponse) else response
+
+
+async def redact(client: AsyncClient, message: outbox.PendingMessage) -> Outcome:
+    """One of the bot's own events, for a purge; the row's transaction ID makes a resend
+    after a lost answer the same redaction."""
+    response = await client.room_redact(
+        message.room_id,
+        message.content["event_id"],
+        message.content.get("reason"),
+        tx_id=message.txn_id,
+    )
+    return Done(response.event_id) if isinstance(response, RoomRedactResponse) else response
+
+
+async def redact_room(client: AsyncClient, message: outbox.PendingMessage) -> Outcome:
+    """Every event of a purged dossier's room, the members' as well as the bot's, newest
+    first: the bot created the room and holds the power to redact. State (names, members,
+    encryption) stays: the room keeps its shape. An event already redacted, by an earlier
+    attempt of this row or by anyone, is skipped, so a repeated walk only finishes the job."""
+    token: str | None = None
+    while True:
+        page = await client.room_messages(message.room_id, start=token, limit=WALK_PAGE)
+        if not isinstance(page, RoomMessagesResponse):
+            return page
+        for event in page.chunk:
+            source = event.source
+            if "state_key" in source or source.get("type") == "m.room.redaction":
+                continue
+            if (source.get("unsigned") or {}).get("redacted_because"):
+                continue
+            event_id = str(source["event_id"])
+            response = await client.room_redact(
+                message.room_id,
+                event_id,
+                message.content.get("reason"),
+                tx_id=event_txn_id(message.txn_id, event_id),
+            )
+            if not isinstance(response, RoomRedactResponse):
+                return response
+        if not page.chunk or not page.end or page.end == token:
+            return Done("")
+        token = page.end

@@ -6,6 +6,7 @@ event is skipped as already handled)."""
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import enum
 import hashlib
@@ -697,6 +698,7 @@ class Pipeline:
                 now=now,
                 ref=row.ref,
                 audience=row.audience,
+                names=file_text(row),
             )
 
 
@@ -710,6 +712,14 @@ class _Extras:
 
 
 ROOM_KEYS = frozenset(key.value for key in RoomKey)
+
+
+def file_text(row: Row) -> tuple[str, ...]:
+    """A file's bytes as text, for the outbox to file it under the dossiers it names (an
+    export, an agenda); its name alone may name none."""
+    if row.kind != UPLOAD:
+        return ()
+    return (base64.b64decode(row.content["data"]).decode("utf-8", "replace"),)
 
 
 def failure_reply(ref: str) -> Reply:

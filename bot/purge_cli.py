@@ -9,15 +9,17 @@ from __future__ import annotations
 import argparse
 import getpass
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import bot
+from bot import erasure
 from bot.app import access_policy, policy
 from commands.formatting import count, when
 from config import Settings, add_config_option, audit_key
+from storage import outbox
 from storage.db import Database
 from storage.store import Store
 from workflow import RuntimeInfo, Workflow
@@ -74,13 +76,19 @@ class _Purge:
             if self.dry_run:
                 print(f"would purge {_line(dossier, self.tz)}: {data.describe()}")
                 continue
+            queued = 0
             async with self.db.transaction() as session:
-                removed = await self.workflow(session).privacy.purge(self.actor, dossier.ref, years)
+                workflow = self.workflow(session)
+                removed = await workflow.privacy.purge(self.actor, dossier.ref, years)
+                if removed is not None:
+                    user = self.settings.matrix.user_id
+                    queued = await erasure.erase(session, dossier.ref, user, self.now)
             if removed is None:
                 print(f"skipped {_line(dossier, self.tz)}: no longer due")
             else:
                 purged += 1
                 print(f"purged {_line(dossier, self.tz)}: {removed.describe()}")
+                print(f"  {count(queued, 'homeserver task')} queued for the bot")
         if self.dry_run:
             print(f"{count(len(due), 'dossier')} would be purged; dry run, nothing changed")
         else:
@@ -147,6 +155,13 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
         purge = _Purge(settings, db, args.dry_run)
         await purge.dossiers()
         await purge.early_warning()
+        if not args.dry_run:
+            # Then the outbox drops the content past its grace window, and SQLite's log is
+            # emptied of old page images (bot/erasure.py queued the homeserver's part).
+            grace = timedelta(minutes=settings.retention.outbox_grace_minutes)
+            async with db.transaction() as session:
+                await outbox.drop_content(session, purge.now - grace)
+            await db.compact_log()
     finally:
         await db.close()
     return 0

@@ -21,6 +21,10 @@ CREATE_ROOM = "aegis.create_room"
 INVITE = "aegis.invite"
 KICK = "aegis.kick"
 LEAVE = "aegis.leave"
+# A purge's work on the homeserver (bot/erasure.py): one event redacted, or every event of a
+# dossier's room.
+REDACT = "aegis.redact"
+REDACT_ROOM = "aegis.redact_room"
 
 MARKS = {
     Severity.INFO: "",

@@ -6,13 +6,17 @@ between the send and the mark, the resend carries the same transaction ID on the
 and the homeserver answers with the original event instead of posting twice. Uploads and
 room creation (bot/effects.py) go through the same loop, so they keep the order, the retries
 and the permanent-failure policy of plain messages; so do the invites into a dossier room
-and the removals of uncleared members."""
+and the removals of uncleared members, and a purge's redactions (bot/erasure.py).
+
+A closed row's content is dropped `retention.outbox_grace_minutes` after it was sent: the
+homeserver has it, and a copy here would outlive every erasure."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
 import logging
+from datetime import timedelta
 from typing import Any
 
 from nio import AsyncClient, ErrorResponse
@@ -20,8 +24,19 @@ from nio import AsyncClient, ErrorResponse
 from bot import effects
 from bot.audience import Audience
 from bot.backoff import Backoff, sleep_unless_stopped, unless_stopped
+from bot.erasure import REASON
 from bot.metrics import Metrics
-from bot.render import CREATE_ROOM, INVITE, KICK, LEAVE, UPLOAD, merged, notice
+from bot.render import (
+    CREATE_ROOM,
+    INVITE,
+    KICK,
+    LEAVE,
+    REDACT,
+    REDACT_ROOM,
+    UPLOAD,
+    merged,
+    notice,
+)
 from storage import dossiers, outbox
 from storage.db import Database
 from workflow.access import Data
@@ -36,7 +51,9 @@ PERMANENT_ATTEMPTS = 5
 ROOM_WAIT = 60.0
 ROOM_POLL = 0.25
 # Rows that are no message: nio need not know their room (nor encrypt for its members).
-NOT_MESSAGES = (CREATE_ROOM, INVITE, KICK, LEAVE)
+NOT_MESSAGES = (CREATE_ROOM, INVITE, KICK, LEAVE, REDACT, REDACT_ROOM)
+# How often closed rows are checked for content past its grace window.
+DROP_EVERY = 60.0
 
 
 def _permanent(response: object) -> bool:
@@ -55,6 +72,7 @@ class Sender:
         stop: asyncio.Event,
         audience: Audience,
         metrics: Metrics | None = None,
+        content_grace: timedelta = timedelta(minutes=60),
     ) -> None:
         self.client = client
         self.db = db
@@ -62,6 +80,8 @@ class Sender:
         self.stop = stop
         self.audience = audience
         self.metrics = metrics
+        self.content_grace = content_grace
+        self._dropped_at: float | None = None
         self._wake = asyncio.Event()
         self._marking: set[asyncio.Task[None]] = set()
 
@@ -75,6 +95,7 @@ class Sender:
                 self._wake.clear()
                 try:
                     await self._settle_marks()
+                    await self._drop_old_content()
                     async with self.db.snapshot() as session:
                         batch = await outbox.pending(session)
                     for message in batch:
@@ -91,6 +112,18 @@ class Sender:
         finally:
             await self._settle_marks()
 
+    async def _drop_old_content(self) -> None:
+        """At most once a DROP_EVERY: what was posted more than the grace window ago is
+        on the homeserver and leaves the outbox (storage/outbox.py drop_content)."""
+        loop = asyncio.get_running_loop()
+        if self._dropped_at is not None and loop.time() - self._dropped_at < DROP_EVERY:
+            return
+        self._dropped_at = loop.time()
+        async with self.db.transaction() as session:
+            dropped = await outbox.drop_content(session, self.clock.now() - self.content_grace)
+        if dropped:
+            log.info("dropped the content of %d sent messages", dropped)
+
     def _mark_sent(
         self,
         message: outbox.PendingMessage,
@@ -104,7 +137,18 @@ class Sender:
         async def mark() -> None:
             try:
                 async with self.db.transaction() as session:
-                    await outbox.mark_sent(session, message.id, event_id, self.clock.now(), sent)
+                    now = self.clock.now()
+                    if not await outbox.mark_sent(session, message.id, event_id, now, sent):
+                        # Purged while on its way: the purge could not know this event.
+                        await outbox.enqueue(
+                            session,
+                            txn_id=f"{message.txn_id}/redact",
+                            room_id=message.room_id,
+                            event_type=REDACT,
+                            content={"event_id": event_id, "reason": REASON},
+                            now=now,
+                        )
+                        self.wake()
             except Exception as exc:
                 log.warning(
                     "recording a sent message failed; it will be resent: %r",
@@ -266,6 +310,10 @@ class Sender:
             return await effects.kick(self.client, message)
         if message.event_type == LEAVE:
             return await effects.leave(self.client, message)
+        if message.event_type == REDACT:
+            return await effects.redact(self.client, message)
+        if message.event_type == REDACT_ROOM:
+            return await effects.redact_room(self.client, message)
         return await effects.send(self.client, message)
 
     async def _await_room(self, room_id: str, members: list[str]) -> None:

@@ -334,6 +334,8 @@ class EarlyWarningSettings(Section):
 class RetentionSettings(Section):
     closed_dossier_years: int = Field(default=5, ge=1, le=100)
     early_warning_days: int = Field(default=365, ge=1, le=36500)
+    # How long the outbox keeps a sent message's content (bot/sender.py): minutes.
+    outbox_grace_minutes: int = Field(default=60, ge=0, le=10080)
 
 
 AUDIT_KEY_MIN = 32

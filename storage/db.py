@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -110,6 +111,16 @@ class Database:
         finally:
             await owner.dispose()
 
+    async def compact_log(self) -> None:
+        """After an erasure on SQLite: old page images in the write-ahead log still hold
+        what was erased; a TRUNCATE checkpoint copies the log into the database (where
+        secure_delete zeroed it) and empties the log file. It waits for readers on older
+        snapshots (the busy timeout); PostgreSQL needs VACUUM instead (docs/operations.md)."""
+        path = make_url(self.url).database
+        if not self.is_sqlite or not path or path == ":memory:":
+            return
+        await asyncio.to_thread(_checkpoint, path)
+
     async def ping(self) -> None:
         """A readiness probe must not queue for the write lock behind a busy writer."""
         async with self.snapshot() as session:
@@ -132,6 +143,17 @@ def _upgrade_and_grant(connection: Connection, runtime_role: str) -> None:
         grant_runtime(connection, runtime_role)
 
 
+def _checkpoint(path: str) -> None:
+    """Outside any transaction (a checkpoint cannot run inside one), on a connection of its
+    own with secure_delete like every other."""
+    connection = sqlite3.connect(path, timeout=30, isolation_level=None)
+    try:
+        connection.execute("PRAGMA secure_delete=ON")
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    finally:
+        connection.close()
+
+
 def _upgrade(connection: Connection) -> None:
     from alembic import command  # only when there is something to upgrade (see migrate)
     from alembic.config import Config as AlembicConfig
@@ -152,6 +174,9 @@ def _serialise_sqlite_writers(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
+        # Deleted and overwritten content is zeroed in the file, not left in free pages: a
+        # purge or the outbox's dropped content must not be readable from the raw bytes.
+        cursor.execute("PRAGMA secure_delete=ON")
         cursor.close()
 
     @event.listens_for(sync_engine, "begin")

@@ -80,12 +80,29 @@ class OutboxMessage(Base):
     ref: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     # For personal data: what the sender checks again just before sending, and the brief
     # form it falls back to (storage/outbox.py PendingMessage.audience). Cleared once sent.
+    # `content` itself is dropped a grace window after the row is closed (sent, withheld or
+    # failed): only txn_id, ref, room_id and sent_event_id stay, for de-duplication and for
+    # finding a prompt or order again.
     audience: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     __table_args__ = (
         Index("ix_outbox_pending", "sent_at", "id"),
         Index("ix_outbox_sent_event", "sent_event_id"),
     )
+
+
+class OutboxDossierRow(Base):
+    """The dossiers an outbox message names, written with it: a purge finds the messages
+    about a dossier by this (to redact them, or withdraw them unsent) long after their
+    content was dropped. IDs only."""
+
+    __tablename__ = "outbox_dossiers"
+    message_id: Mapped[int] = mapped_column(
+        ForeignKey("outbox.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    dossier_ref: Mapped[str] = mapped_column(String(16), primary_key=True)
+
+    __table_args__ = (Index("ix_outbox_dossiers_dossier", "dossier_ref", "message_id"),)
 
 
 class AuditEntry(Base):

@@ -6,14 +6,14 @@ anything: the existing (unkeyed) chain is carried over at the bot's next start, 
 keyed entry is an `audit.rekey` checkpoint naming the old head's seq and hash (storage/audit.py).
 
 Revision ID: 0017_keyed_audit
-Revises: 0015_edits
+Revises: 0016_erase
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0017_keyed_audit"
-down_revision = "0015_edits"
+down_revision = "0016_erase"
 branch_labels = None
 depends_on = None
 

@@ -432,26 +432,33 @@ async def listing(
     return [dossier_record(row) for row in rows], int(total or 0)
 
 
+# From how many matches `find` walks the dossiers by activity rather than sorting the matches.
+WALK_FROM = 500
+
+
 async def find(session: AsyncSession, words: Sequence[str], limit: int) -> Found:
     """The dossiers with a term starting with each word (workflow/search.py), newest
     activity first: index range scans, whatever the number of dossiers.
 
     Two passes over the matches' IDs, each cheap: the count reads the term index alone, and
-    the page walks the dossiers newest first (ix_dossiers_recent) until `limit` of them
-    match. One query with a window count sorted every match instead, and cost the most
-    where the word is common."""
+    for a common word the page walks the dossiers newest first (ix_dossiers_recent) until
+    `limit` of them match. One query with a window count sorted every match instead, and
+    cost the most where the word is common."""
     if not words:
         return Found([], 0)
     ids = matching(words)
     total = int(await session.scalar(select(func.count(distinct(ids.c.dossier_id)))) or 0)
     if not total:
         return Found([], 0)
-    # `id + 0`: the match list is then a filter on that walk, not a set of primary-key
-    # lookups whose rows must all be sorted (which SQLite would otherwise prefer).
+    # Many matches: walk the dossiers newest first and stop at the page (`id + 0` keeps the
+    # match list a filter on that walk). Few: look each up by its key and sort them, which
+    # is cheaper than walking past thousands of dossiers that do not match.
+    matched = select(ids.c.dossier_id)
+    where = (DossierRow.id + 0).in_(matched) if total > WALK_FROM else DossierRow.id.in_(matched)
     rows = (
         await session.execute(
             select(DossierRow.id, DossierRow.ref)
-            .where((DossierRow.id + 0).in_(select(ids.c.dossier_id)))
+            .where(where)
             .order_by(DossierRow.updated_at.desc(), DossierRow.id.desc())
             .limit(limit)
         )

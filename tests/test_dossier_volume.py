@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+from sqlalchemy import text
+
 from commands import Severity
 from config import Role
 from storage.db import Database
+from storage.dossiers import WALK_FROM
 from tests.support.chat import Chat
 from tests.support.seed import seed_dossiers
 
@@ -24,6 +27,23 @@ async def test_list_and_find_answer_at_volume(database: Database) -> None:
     assert [line.split(" ")[0] for line in found.lines] == ["D-2025-4242"]
     by_note = await chat.say(READER, "!dossier find note 777 about")
     assert by_note.lines
+    # A common word (thousands of matches) takes the walk by activity: the same page and
+    # count as sorting every match would give.
+    async with database.snapshot() as s:
+        matches = "SELECT dossier_id FROM dossier_terms WHERE term >= 'summit' AND term < 'summiu'"
+        expected = list(
+            await s.scalars(
+                text(
+                    f"SELECT ref FROM dossiers WHERE id IN ({matches}) "
+                    "ORDER BY updated_at DESC, id DESC LIMIT 20"
+                )
+            )
+        )
+        total = await s.scalar(text(f"SELECT count(DISTINCT dossier_id) FROM ({matches}) m"))
+    assert total > WALK_FROM
+    common = await chat.say(READER, "!dossier find summit")
+    assert [line.split(" ")[0] for line in common.lines] == expected
+    assert common.title == f"{total} found for “summit”, the 20 most recently active shown"
     shown = await chat.say(READER, "!dossier show D-2025-0042")
     assert shown.title.startswith("D-2025-0042")
     opened = await chat.say("@lia:aegis.test", '!dossier open event "After the seed"')

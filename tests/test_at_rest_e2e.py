@@ -102,12 +102,14 @@ async def test_a_previous_version_upgrades_with_warnings_keys_kept_and_files_pri
     sealed = await receive_room_key(old, room, before)
     await old.close()
     store, key_file = setup.workdir / "store", tmp_path / "store.key"
+    audit_key_file = setup.workdir / "audit.key"  # beside the store, as the bot generates it
     loosen(store, database)
 
     config = setup.write_config()  # as before: no store key, no audit key, no audit room
     written = yaml.safe_load(config.read_text())
     assert "store_key" not in written["matrix"] and "audit" not in written["rooms"]
-    assert "audit" not in written and "AEGIS_MATRIX__STORE_KEY" not in os.environ
+    assert not {"key", "key_file"} & set(written.get("audit", {}))
+    assert "AEGIS_MATRIX__STORE_KEY" not in os.environ and "AEGIS_AUDIT__KEY" not in os.environ
     bot = InProcessBot(config)
     with caplog.at_level(logging.WARNING):
         await bot.start()
@@ -123,11 +125,13 @@ async def test_a_previous_version_upgrades_with_warnings_keys_kept_and_files_pri
         f"re-encrypted it with the key from {key_file}, keeping device {setup.device_id}",
         f"{store} had mode 0755, looser than 0700: set to 0700",
         f"{database} had mode 0644, looser than 0600: set to 0600",
+        f"no audit.key configured: generated {audit_key_file} (mode 0600)",
     ):
         assert line in output, output[-3000:]
 
     # Every file the bot keeps is private.
     assert private(store, key_file, database, setup.device_id)
+    assert stat.S_IMODE(audit_key_file.stat().st_mode) == 0o600
 
     # The store opens with its key only: same device, and the room key from before decrypts.
     key = key_file.read_text().strip()

@@ -11,6 +11,7 @@ from pathlib import Path
 import bot
 from bot import at_rest, audit_cli, partner_cli, purge_cli, role_cli
 from config import ConfigError, Settings, add_config_option, audit_key, load_settings
+from storage.audit import AuditKeyMismatch
 
 EXIT_BAD_CONFIG = 2
 EXIT_LEADERSHIP_LOST = 3
@@ -53,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:  # the audit key: read only when a command needs it
         print(exc.report(), file=sys.stderr)
         return EXIT_BAD_CONFIG
+    except AuditKeyMismatch as exc:  # a tool on the host with another key than the chain's
+        print(f"audit.key: {exc}", file=sys.stderr)
+        return EXIT_BAD_CONFIG
 
 
 def _command(settings: Settings, args: argparse.Namespace) -> int:
@@ -78,7 +82,6 @@ async def _run(settings: Settings) -> int:
     from bot.app import Aegis
     from bot.logs import configure
     from bot.store_key import StoreKeyError
-    from storage.audit import AuditKeyMismatch
     from storage.leader import LeadershipLost
 
     configure(settings.logging.level, settings.logging.json_format)

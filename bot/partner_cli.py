@@ -47,7 +47,9 @@ def _webhook_url(text: str) -> str:
 
 async def run(settings: Settings, args: argparse.Namespace) -> int:
     db = Database(
-        settings.database.url, audit_key(settings), migrate_url=settings.database.migrate_url
+        settings.database.url,
+        audit_key(settings, create=True),
+        migrate_url=settings.database.migrate_url,
     )
     actor = f"cli:{getpass.getuser()}"
     try:

@@ -148,7 +148,9 @@ class _Purge:
 
 async def run(settings: Settings, args: argparse.Namespace) -> int:
     db = Database(
-        settings.database.url, audit_key(settings), migrate_url=settings.database.migrate_url
+        settings.database.url,
+        audit_key(settings, create=True),
+        migrate_url=settings.database.migrate_url,
     )
     try:
         await db.migrate()

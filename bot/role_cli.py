@@ -133,7 +133,9 @@ async def _announce(
 
 async def run(settings: Settings, args: argparse.Namespace) -> int:
     db = Database(
-        settings.database.url, audit_key(settings), migrate_url=settings.database.migrate_url
+        settings.database.url,
+        audit_key(settings, create=True),
+        migrate_url=settings.database.migrate_url,
     )
     actor = f"cli:{getpass.getuser()}"
     now = datetime.now(UTC)

@@ -27,9 +27,11 @@ def generated_path(settings: Settings) -> Path:
 
 
 def audit_key(settings: Settings, *, create: bool = False) -> bytes:
-    """The key as bytes. `create` (the bot's start) generates the file when no key is
-    configured and none was generated yet; tools run on the host never do, since a fresh
-    key could not verify the existing chain. A bad key raises ConfigError naming the file,
+    """The key as bytes. `create` (the bot's start, and the host's tools that write audit
+    entries: `aegis partner`, `role`, `purge`, which may run before the first start)
+    generates the file when no key is configured and none was generated yet; a chain already
+    signed under another key refuses the fresh one at the first entry (AuditKeyMismatch).
+    `aegis audit verify` never creates one. A bad key raises ConfigError naming the file,
     the key and the reason."""
     audit = settings.audit
     if audit.key is not None:

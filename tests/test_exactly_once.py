@@ -153,11 +153,18 @@ async def test_a_reply_whose_sent_mark_is_lost_is_resent_and_not_posted_twice(
         first = await world.alice.say(world.coordination, "!ping first")
         then = await world.alice.say(world.coordination, "!ping then")
         await wait_until_answered(world, world.coordination, [first, then], 60)
-        async with bot.app.db.snapshot() as session:
-            rows = await session.execute(
-                text("SELECT sent_event_id FROM outbox WHERE sent_at IS NOT NULL ORDER BY id")
-            )
-            marked = [r[0] for r in rows]
+        # The answer can reach Alice before the sender has recorded the resend: wait for the
+        # bot's own record (it never comes if the resend was not marked).
+        marked: list[str] = []
+        for _ in range(300):
+            async with bot.app.db.snapshot() as session:
+                rows = await session.execute(
+                    text("SELECT sent_event_id FROM outbox WHERE sent_at IS NOT NULL ORDER BY id")
+                )
+                marked = [r[0] for r in rows]
+            if lost and lost[0] in marked:
+                break
+            await asyncio.sleep(0.1)
     assert lost and lost[0] in marked  # the resend got the original event back, and was marked
     await asyncio.sleep(2)  # time for a double to arrive, were there one
     assert world.answered(world.coordination).count(first) == 1

@@ -20,6 +20,7 @@ from storage import audit
 from storage.db import Database
 from tests.conftest import UserFactory
 from tests.support.bot_runner import InProcessBot, run_aegis
+from tests.support.databases import insider
 from tests.support.matrix_user import MatrixUser, content, in_reply_to
 from tests.support.world import World
 
@@ -186,14 +187,14 @@ async def test_checkpoints_land_in_matrix_and_verify_reads_them_back(world: Worl
 
     db = Database(world.setup.database_url)
     try:
-        async with db.transaction() as s:
+        async with insider(db) as s:
             await s.execute(text("DELETE FROM audit_salts WHERE seq = 3"))
             await s.execute(text("DELETE FROM audit_log WHERE seq = 3"))
         code, out, err = await run_aegis("audit", "verify", "-c", config)
         assert code == 1, out
         assert "entries 3-3 missing" in err
 
-        async with db.transaction() as s:
+        async with insider(db) as s:
             row = (await s.execute(text("SELECT * FROM audit_log WHERE seq = 2"))).one()
             at = row.at if isinstance(row.at, datetime) else datetime.fromisoformat(row.at)
             fields = {k: getattr(row, k) for k in ("actor", "role", "action", "event_id")}

@@ -86,6 +86,17 @@ async def resolve_room(client: AsyncClient, ref: str, stop: asyncio.Event) -> st
     return ref
 
 
+def open_database(settings: Settings) -> Database:
+    """The database as every process that writes audit entries opens it: the bot and the
+    host's tools. The audit key is generated on a first run without one
+    (config/audit_key.py); a bad one stops here."""
+    return Database(
+        settings.database.url,
+        audit_key(settings, create=True),
+        migrate_url=settings.database.migrate_url,
+    )
+
+
 def policy(settings: Settings) -> Policy:
     approval = settings.approval
     return Policy(
@@ -121,12 +132,7 @@ class Aegis:
         self.clock = clock or SystemClock()
         self.stop = asyncio.Event()
         self.store_key = store_key(settings.matrix)  # first: an unusable key file stops here
-        # Generated on a first start without one (config/audit_key.py); a bad one stops here.
-        self.db = Database(
-            settings.database.url,
-            audit_key(settings, create=True),
-            migrate_url=settings.database.migrate_url,
-        )
+        self.db = open_database(settings)
         if self.store_key.generated:
             log.warning(
                 "matrix.store_key is not set: generated a random key for the E2EE store in %s "

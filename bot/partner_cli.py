@@ -10,9 +10,8 @@ from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import bot
-from bot.app import access_policy, policy
-from config import Settings, add_config_option, audit_key
-from storage.db import Database
+from bot.app import access_policy, open_database, policy
+from config import Settings, add_config_option
 from storage.store import Store
 from workflow import RuntimeInfo, Workflow
 from workflow.early_warning_model import NewPartner, Sector
@@ -46,11 +45,7 @@ def _webhook_url(text: str) -> str:
 
 
 async def run(settings: Settings, args: argparse.Namespace) -> int:
-    db = Database(
-        settings.database.url,
-        audit_key(settings, create=True),
-        migrate_url=settings.database.migrate_url,
-    )
+    db = open_database(settings)
     actor = f"cli:{getpass.getuser()}"
     try:
         await db.migrate()

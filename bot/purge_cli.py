@@ -16,9 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 import bot
 from bot import erasure
-from bot.app import access_policy, policy
+from bot.app import access_policy, open_database, policy
 from commands.formatting import count, when
-from config import Settings, add_config_option, audit_key
+from config import Settings, add_config_option
 from storage import outbox
 from storage.db import Database
 from storage.store import Store
@@ -147,11 +147,7 @@ class _Purge:
 
 
 async def run(settings: Settings, args: argparse.Namespace) -> int:
-    db = Database(
-        settings.database.url,
-        audit_key(settings, create=True),
-        migrate_url=settings.database.migrate_url,
-    )
+    db = open_database(settings)
     try:
         await db.migrate()
         purge = _Purge(settings, db, args.dry_run)

@@ -20,15 +20,14 @@ from nio import AsyncClient, AsyncClientConfig, RoomResolveAliasResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import bot
-from bot.app import access_policy, policy
+from bot.app import access_policy, open_database, policy
 from bot.pipeline import txn_id
 from bot.render import MESSAGE, notice
 from commands.replies import Announcement, RoomKey
 from commands.role_views import changed
-from config import Role, Settings, add_config_option, audit_key
+from config import Role, Settings, add_config_option
 from config.settings import USER_ID_RE
 from storage import outbox
-from storage.db import Database
 from storage.store import Store
 from workflow import RuntimeInfo, Workflow
 from workflow.errors import Refused
@@ -132,11 +131,7 @@ async def _announce(
 
 
 async def run(settings: Settings, args: argparse.Namespace) -> int:
-    db = Database(
-        settings.database.url,
-        audit_key(settings, create=True),
-        migrate_url=settings.database.migrate_url,
-    )
+    db = open_database(settings)
     actor = f"cli:{getpass.getuser()}"
     now = datetime.now(UTC)
     verb = args.role_command
